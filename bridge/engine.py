@@ -1,0 +1,182 @@
+"""The engine: input events in, verdicts and position out.
+
+One object serves offline replay, tests, benchmarks and the live runtime: it is fed
+timestamped events and returns output events, and never reads a clock itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.events import (
+    Control,
+    InputEvent,
+    Jump,
+    Missed,
+    NoteOff,
+    NoteOn,
+    NoteVerdict,
+    OutputEvent,
+    Pedal,
+    Position,
+    Ref,
+    Release,
+    Sounded,
+)
+from bridge.follower import Follower, FollowerParams, FollowerStep
+from bridge.matcher import Matcher, MatcherParams
+from bridge.score import Score
+
+PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
+ALL_NOTES_OFF = (120, 123)
+
+
+@dataclass
+class _Held:
+    t_on: float
+    match: Ref | None
+    key_down: bool = True
+
+
+class Engine:
+    """Follow one performance through one score."""
+
+    def __init__(
+        self,
+        score: Score,
+        follower_params: FollowerParams | None = None,
+        matcher_params: MatcherParams | None = None,
+    ):
+        self.score = score
+        self.follower = Follower(score, follower_params)
+        self.matcher = Matcher(score, matcher_params or MatcherParams())
+        self.last_step: FollowerStep | None = None
+        self.last_t = 0.0
+        self.pedal_down = {name: False for name in PEDALS.values()}
+        self.sostenuto_held: set[int] = set()
+        self.held: dict[int, _Held] = {}  # pitch -> the sounding note
+
+    # -- positions ------------------------------------------------------------
+
+    def position(self, event: int, confidence: float) -> Position:
+        ev = self.score.events[event]
+        n = self.score.notes[ev.notes[0]]
+        return Position(n.note_id, n.pass_no, n.measure, n.beat, n.onset_q, round(confidence, 4))
+
+    def ref(self, note: int) -> Ref:
+        n = self.score.notes[note]
+        return Ref(n.note_id, n.pass_no)
+
+    # -- feeding --------------------------------------------------------------
+
+    def feed(self, ev: InputEvent) -> list[OutputEvent]:
+        """Process one input event (in time order); returns what it produced."""
+        self.last_t = ev.t
+        if isinstance(ev, NoteOn):
+            if ev.velocity == 0:
+                return self._note_off(NoteOff(ev.t, ev.pitch, ev.channel))
+            return self._note_on(ev)
+        if isinstance(ev, NoteOff):
+            return self._note_off(ev)
+        if isinstance(ev, Control):
+            return self._control(ev)
+        return []
+
+    def finish(self) -> list[OutputEvent]:
+        """The performance ended: report notes up to the last position never played."""
+        if self.last_step is None:
+            return []
+        return self._missed(self.matcher.finish(self.last_step.event), self.last_t)
+
+    def _note_on(self, ev: NoteOn) -> list[OutputEvent]:
+        out: list[OutputEvent] = []
+        if ev.pitch in self.held:  # re-struck while still sounding (pedal): the old one ends
+            out += self._end_sounding(ev.pitch, ev.t)
+        step = self.follower.observe(ev.pitch, ev.t)
+        if step.jumped_from is not None:
+            prev = self.score.events[step.jumped_from]
+            kind = (
+                "restart"
+                if step.event == 0
+                else "back"
+                if self.score.events[step.event].onset_q < prev.onset_q
+                else "ahead"
+            )
+            out.append(Jump(ev.t, kind, prev.measure, self.position(step.event, step.confidence)))
+        j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
+        if j.note is not None:
+            self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)
+        out += self._missed(j.missed, ev.t)
+        about = j.note if j.note is not None else j.intended
+        info = self.score.notes[about] if about is not None else None
+        verdict = NoteVerdict(
+            t=ev.t,
+            pitch=ev.pitch,
+            velocity=ev.velocity,
+            verdict=j.verdict,
+            match=self.ref(j.note) if j.note is not None else None,
+            position=self.position(step.event, step.confidence),
+            intended=self.ref(j.intended) if j.intended is not None else None,
+            timing_ms=round(j.timing_s * 1000.0, 1) if j.timing_s is not None else None,
+            timing=j.timing,
+            velocity_expected=j.velocity_expected,
+            dynamic=info.dynamic if info else None,
+            loudness=j.loudness,
+            tempo_bpm=round(60.0 / step.sec_per_quarter, 1),
+            hand=info.hand if info else None,
+            printed_finger=info.fingering[0] if info and info.fingering else None,
+        )
+        out.append(verdict)
+        self.held[ev.pitch] = _Held(ev.t, verdict.match)
+        self.last_step = step
+        return out
+
+    def _event_of(self, note: int, near: int) -> int:
+        for e in (near, near - 1):
+            if 0 <= e < len(self.score.events) and note in self.score.events[e].notes:
+                return e
+        return near
+
+    def _missed(self, notes: tuple[int, ...], t: float) -> list[OutputEvent]:
+        out: list[OutputEvent] = []
+        for k in notes:
+            n = self.score.notes[k]
+            out.append(Missed(t, n.note_id, n.pass_no, n.pitch, n.measure, n.beat))
+        return out
+
+    def _note_off(self, ev: NoteOff) -> list[OutputEvent]:
+        h = self.held.get(ev.pitch)
+        if h is None or not h.key_down:
+            return []
+        h.key_down = False
+        out: list[OutputEvent] = [Release(ev.t, ev.pitch, round(ev.t - h.t_on, 4), h.match)]
+        if not self.pedal_down["sustain"] and ev.pitch not in self.sostenuto_held:
+            out += self._end_sounding(ev.pitch, ev.t)
+        return out
+
+    def _end_sounding(self, pitch: int, t: float) -> list[OutputEvent]:
+        h = self.held.pop(pitch, None)
+        self.sostenuto_held.discard(pitch)
+        return [Sounded(t, pitch, round(t - h.t_on, 4), h.match)] if h else []
+
+    def _control(self, ev: Control) -> list[OutputEvent]:
+        if ev.control in ALL_NOTES_OFF:
+            out: list[OutputEvent] = []
+            for pitch in list(self.held):
+                out += self._end_sounding(pitch, ev.t)
+            return out
+        name = PEDALS.get(ev.control)
+        if name is None:
+            return []
+        down = ev.value >= 64
+        if down == self.pedal_down[name]:
+            return []
+        self.pedal_down[name] = down
+        out = [Pedal(ev.t, name, down, ev.value)]
+        if name == "sostenuto":
+            self.sostenuto_held = {p for p, h in self.held.items() if h.key_down} if down else set()
+        if not down and name in ("sustain", "sostenuto"):
+            for pitch, h in list(self.held.items()):
+                if not h.key_down and not self.pedal_down["sustain"] and pitch not in self.sostenuto_held:
+                    out += self._end_sounding(pitch, ev.t)
+        return out

@@ -1,0 +1,189 @@
+"""The one event model: what comes in from devices and files, and what goes out.
+
+The same dataclasses are written to the JSONL stream, the session log and OSC, so a
+field added here shows up everywhere. ``to_dict`` gives the JSON shape of DESIGN.md
+(``pass_no`` is written as ``pass``; ``None`` as null).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Serialisable):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if isinstance(self, Event):
+            out["type"] = self.type
+        for f in fields(self):  # type: ignore[arg-type]
+            out["pass" if f.name == "pass_no" else f.name] = _plain(getattr(self, f.name))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ref(_Serialisable):
+    """A score note: its id and repeat pass."""
+
+    note_id: str
+    pass_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position(_Serialisable):
+    note_id: str
+    pass_no: int
+    measure: int
+    beat: float
+    onset_q: float
+    confidence: float
+
+
+class Event(_Serialisable):
+    type: ClassVar[str]
+    t: float
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOn(Event):
+    type: ClassVar[str] = "note_on"
+    t: float
+    pitch: int
+    velocity: int
+    channel: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NoteOff(Event):
+    type: ClassVar[str] = "note_off"
+    t: float
+    pitch: int
+    channel: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Control(Event):
+    """A control change: 64 sustain, 66 sostenuto, 67 soft pedal, 123 all notes off."""
+
+    type: ClassVar[str] = "control"
+    t: float
+    control: int
+    value: int
+    channel: int = 0
+
+
+# ---------------------------------------------------------------- outputs
+
+
+@dataclass(slots=True)
+class NoteVerdict(Event):
+    """The verdict on one key press.
+
+    ``timing_ms`` is the onset deviation against the local tempo (negative: early);
+    ``velocity_expected`` comes from the dynamic mark in force.
+    """
+
+    type: ClassVar[str] = "note"
+    t: float
+    pitch: int
+    velocity: int
+    verdict: str  # correct | wrong_pitch | extra
+    match: Ref | None
+    position: Position
+    latency_us: int = 0
+    intended: Ref | None = None  # for wrong_pitch: the score note it stood in for
+    timing_ms: float | None = None
+    timing: str | None = None  # early | on_time | late
+    velocity_expected: int | None = None
+    dynamic: str | None = None  # the mark in force
+    loudness: str | None = None  # soft | ok | loud
+    tempo_bpm: float = 0.0
+    hand: str | None = None
+    printed_finger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Missed(Event):
+    """A score note the player passed without playing."""
+
+    type: ClassVar[str] = "missed"
+    t: float
+    note_id: str
+    pass_no: int
+    pitch: int
+    measure: int
+    beat: float
+
+
+@dataclass(frozen=True, slots=True)
+class Jump(Event):
+    """The player restarted or skipped; the follower moved there."""
+
+    type: ClassVar[str] = "jump"
+    t: float
+    kind: str  # restart | back | ahead
+    from_measure: int
+    to: Position
+
+
+@dataclass(frozen=True, slots=True)
+class Release(Event):
+    """A key came up; ``sounding_s`` includes the time the pedals held it."""
+
+    type: ClassVar[str] = "release"
+    t: float
+    pitch: int
+    held_s: float
+    match: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pedal(Event):
+    type: ClassVar[str] = "pedal"
+    t: float
+    pedal: str  # sustain | sostenuto | soft
+    down: bool
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sounded(Event):
+    """A note stopped sounding (key up, pedal up): its full sounding time."""
+
+    type: ClassVar[str] = "sounded"
+    t: float
+    pitch: int
+    sounding_s: float
+    match: Ref | None = None
+
+
+InputEvent = NoteOn | NoteOff | Control
+OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded
+
+__all__ = [
+    "Control",
+    "Event",
+    "InputEvent",
+    "Jump",
+    "Missed",
+    "NoteOff",
+    "NoteOn",
+    "NoteVerdict",
+    "OutputEvent",
+    "Pedal",
+    "Position",
+    "Ref",
+    "Release",
+    "Sounded",
+]

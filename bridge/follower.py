@@ -1,0 +1,321 @@
+"""Score follower: where in the score is the player, after each key press?
+
+Two trackers share one probabilistic model of playing from a score:
+
+* the **local tracker** is online time warping in forward-algorithm form (Dixon 2005's
+  banded incremental alignment, with probabilities instead of path costs): a belief over
+  score events inside a moving band around the current position. Per note it may stay
+  on the current event (another chord note, an extra note), advance one or a few events
+  (skipping is paid per skipped event) or step back one or two. Pitch and timing against
+  the running tempo score each move. Its cost per note is fixed by the band, not by the
+  score's length;
+* the **relocaliser** runs the same model over the whole score, started from a prior
+  that favours the score start, bar starts and a restart a little behind the player. It
+  wakes after a pause or when the local tracker stops explaining what is played, runs
+  for a few notes and takes over only when its evidence beats the local tracker's by a
+  wide likelihood margin. It then hands back by resetting the band at its position.
+
+Chord notes struck close together are one event; the follower tracks which pitches of
+the current event were already played so that repeated notes move on.
+
+Time is passed in (seconds, any origin); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.score import Score
+
+N_PITCH = 128
+
+
+@dataclass(frozen=True)
+class FollowerParams:
+    """Model constants; defaults were tuned on nasap-dev with the follow yardstick."""
+
+    max_advance: int = 6  # events one note may move forward in the band
+    max_back: int = 2
+    band_back: int = 12  # band extent around the current event
+    band_ahead: int = 24
+    p_near: float = 0.05  # emission of a pitch within 2 semitones of a score pitch
+    p_other: float = 0.004  # emission of an unrelated pitch when moving
+    p_extra: float = 0.012  # staying put with an extra note
+    p_chord: float = 1.0  # staying put with another note of the current chord
+    chord_spread_s: float = 0.12  # typical spread of one chord's notes
+    p_back: tuple[float, ...] = (0.006, 0.002)
+    skip_note: float = 0.08  # probability a single-note event is left out
+    skip_grace: float = 0.5
+    timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
+    timing_floor: float = 0.04
+    pause_s: float = 1.0  # a gap this long wakes the relocaliser
+    reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
+    reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
+    reloc_peak: float = 0.7  # posterior mass near its best event it needs to take over
+    surprise_window: int = 4  # wake when most of the last notes were not explained
+    surprise_count: int = 3
+    tempo_rate: float = 0.2
+
+
+@dataclass(frozen=True)
+class FollowerStep:
+    """What the follower believes after one note."""
+
+    event: int  # score event index the note belongs to
+    entered: bool  # this note is the first one played on that event
+    confidence: float  # posterior mass on that event and its neighbours
+    sec_per_quarter: float
+    jumped_from: int | None  # set when the relocaliser moved the position
+    reference_q: float  # anchor for timing: onset (quarters) ...
+    reference_t: float  # ... and time (s) of the previous event the player entered
+
+
+class _Model:
+    """Score tables shared by both trackers."""
+
+    def __init__(self, score: Score, p: FollowerParams):
+        ev = score.events
+        self.n = n = len(ev)
+        self.q = np.array([e.onset_q for e in ev], dtype=np.float64)
+        # grace notes are struck in quick succession just before the main note
+        shift = np.zeros(n)
+        run = 0
+        for e in reversed(ev):
+            run = run + 1 if e.grace else 0
+            shift[e.index] = 0.08 * run
+        self.tq = self.q - shift
+        has = np.zeros((N_PITCH, n), dtype=bool)
+        for e in ev:
+            has[list(e.pitches), e.index] = True
+        near = np.zeros_like(has)
+        for s in (-2, -1, 1, 2):
+            near[max(0, s) : N_PITCH + min(0, s)] |= has[max(0, -s) : N_PITCH - max(0, s)]
+        self.has = has
+        self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
+        log_skip = np.array(
+            [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
+        )
+        self.cum_skip = np.concatenate([[0.0], np.cumsum(log_skip)])
+        bar = np.array([e.bar_start for e in ev], dtype=bool)
+        self.bar_weight = np.where(bar, 5.0, 1.0)
+        self.bar_weight[0] = 5.0
+
+
+class _Tracker:
+    """Forward belief over events in [lo, hi); the band is the whole score for the relocaliser."""
+
+    def __init__(self, model: _Model, params: FollowerParams, banded: bool):
+        self.m, self.p, self.banded = model, params, banded
+        self.alpha = np.zeros(model.n)
+        self.lo, self.hi = 0, model.n
+        self.pos = 0
+        self.entry_t = 0.0  # time the player entered self.pos
+        self.ref_q, self.ref_t = 0.0, 0.0  # the event entered before self.pos
+        self.played: dict[int, set[int]] = {}
+
+    def reset(self, prior: np.ndarray, pos: int) -> None:
+        self.alpha = prior / prior.sum()
+        self.pos = pos
+        self.played = {}
+        self._set_band()
+
+    def _set_band(self) -> None:
+        if self.banded:
+            lo = max(0, self.pos - self.p.band_back)
+            hi = min(self.m.n, self.pos + self.p.band_ahead + 1)
+            self.alpha[:lo] = 0.0
+            self.alpha[hi:] = 0.0
+            self.lo, self.hi = lo, hi
+
+    def update(self, pitch: int, t: float, spq: float, sigma: float | None, fresh: bool) -> float:
+        """Fold one note into the belief; returns its likelihood under this tracker.
+
+        ``fresh``: the belief is a prior over where the next note lands (after a reset),
+        so the note is placed directly instead of moving from a previous event.
+        ``sigma``: spread of log(actual / expected) time to the next event; None after a
+        pause, when the time since the last note says nothing about the score distance.
+        """
+        m, p = self.m, self.p
+        lo, hi = self.lo, self.hi
+        a = self.alpha[lo:hi]
+        em = m.em_move[pitch, lo:hi]
+        if fresh:
+            new = a * em
+        else:
+            # move: advance d events, paying for each skipped event, or step back
+            move = np.zeros(hi - lo)
+            dt = t - self.entry_t
+            ref_q = self.m.tq[self.pos]
+            for d in range(1, min(p.max_advance, hi - lo - 1) + 1):
+                w = np.exp(m.cum_skip[lo + d : hi] - m.cum_skip[lo + 1 : hi - d + 1])
+                if sigma is not None:
+                    expected = np.maximum(m.tq[lo + d : hi] - ref_q, 0.0) * spq
+                    r = np.log((dt + 0.04) / (expected + 0.04))
+                    w *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
+                move[d:] += a[:-d] * w
+            for d, pb in enumerate(p.p_back, start=1):
+                if hi - lo > d:
+                    move[:-d] += a[d:] * pb
+            # stay: another note of this chord not played yet, or an extra note
+            chord = m.has[pitch, lo:hi].astype(np.float64)
+            for j, ps in self.played.items():
+                if lo <= j < hi and pitch in ps:
+                    chord[j - lo] = 0.0
+            since_entry = max(0.0, t - self.entry_t)
+            g_chord = math.exp(-0.5 * (since_entry / p.chord_spread_s) ** 2) + 0.05
+            new = move * em + a * (p.p_chord * g_chord * chord + p.p_extra)
+        total = float(new.sum())
+        if not total > 0.0:
+            new = np.full(hi - lo, 1.0)
+            total = 1e-300
+        self.alpha[lo:hi] = new / new.sum()
+        return total
+
+    def commit(self, t: float) -> tuple[int, bool]:
+        """Move to the best event after an update; returns (event, entered it now)."""
+        lo = self.lo
+        best = lo + int(np.argmax(self.alpha[lo : self.hi]))
+        entered = best != self.pos
+        if entered:
+            self.ref_q, self.ref_t = float(self.m.tq[self.pos]), self.entry_t
+            self.pos, self.entry_t = best, t
+            self.played = {j: ps for j, ps in self.played.items() if abs(j - best) <= self.p.band_back}
+            self._set_band()
+        return best, entered
+
+    def mass_near(self, j: int, width: int = 1) -> float:
+        return float(self.alpha[max(0, j - width) : j + width + 1].sum())
+
+
+class Follower:
+    """Online position tracking over one score; feed it note-ons in time order."""
+
+    def __init__(self, score: Score, params: FollowerParams | None = None):
+        self.score = score
+        self.p = params or FollowerParams()
+        self.m = _Model(score, self.p)
+        self.local = _Tracker(self.m, self.p, banded=True)
+        self.reloc = _Tracker(self.m, self.p, banded=False)
+        tempo = next((n.tempo_qpm for n in score.notes if n.tempo_qpm), None)
+        self.spq = 60.0 / tempo if tempo else 0.5
+        self.n_tempo = 0
+        self.last_t: float | None = None
+        self.reloc_left = 0
+        self.reloc_llr = 0.0
+        self.recent_explained: list[bool] = []
+        self.local.reset(self._start_prior(), 0)
+
+    # -- priors -------------------------------------------------------------
+
+    def _start_prior(self) -> np.ndarray:
+        prior = np.zeros(self.m.n)
+        first = self.m.q[0]
+        near_start = self.m.q <= first + 8.0
+        prior[near_start] = np.exp(-2.0 * (self.m.q[near_start] - first))
+        return prior * self.m.bar_weight
+
+    def _reloc_prior(self) -> np.ndarray:
+        m, cur = self.m, self.local.pos
+        uniform = m.bar_weight / m.bar_weight.sum()
+        start = self._start_prior()
+        start /= start.sum()
+        back = np.where((m.q <= m.q[cur] + 0.5) & (m.q >= m.q[cur] - 32.0), m.bar_weight, 0.0)
+        back /= max(back.sum(), 1e-12)
+        here = np.zeros(m.n)
+        here[self.local.lo : self.local.hi] = self.local.alpha[self.local.lo : self.local.hi]
+        # where the next note lands if the player keeps going
+        ahead = np.zeros(m.n)
+        ahead[cur : min(m.n, cur + 4)] = 1.0
+        ahead /= ahead.sum()
+        return 0.3 * (0.5 * here + 0.5 * ahead) + 0.2 * start + 0.2 * back + 0.3 * uniform
+
+    # -- the step -------------------------------------------------------------
+
+    def observe(self, pitch: int, t: float) -> FollowerStep:
+        """Fold in one note-on (MIDI pitch, time in seconds)."""
+        p = self.p
+        first = self.last_t is None
+        paused = first or (t - self.last_t) >= max(p.pause_s, 4.0 * self.spq)
+        self.last_t = t
+        # until the tempo has been measured a few times, trust timing less
+        sigma = None if paused else p.timing_sigma * (2.0 if self.n_tempo < 3 else 1.0)
+
+        if paused and not first:
+            self._wake_relocaliser()
+        lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
+        prev_pos = self.local.pos
+        pos, entered = self.local.commit(t)
+        if first:
+            self.local.entry_t, entered = t, True
+        explained = bool(self.m.has[pitch, pos])
+        self.recent_explained = (self.recent_explained + [explained])[-p.surprise_window :]
+
+        jumped_from = None
+        if self.reloc_left > 0:
+            fresh = self.reloc_fresh
+            lik_reloc = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
+            self.reloc_fresh = False
+            gpos, _ = self.reloc.commit(t)
+            self.reloc_llr += math.log(max(lik_reloc, 1e-300)) - math.log(max(lik_local, 1e-300))
+            self.reloc_left -= 1
+            far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
+            if far and self.reloc_llr > p.reloc_llr and self.reloc.mass_near(gpos, 2) > p.reloc_peak:
+                jumped_from = pos
+                self._take_over(gpos, t)
+                pos, entered = gpos, True
+            elif not far and self.reloc_llr < 0:
+                self.reloc_left = 0  # it agrees with the band: nothing to relocate
+        elif sum(1 for e in self.recent_explained if not e) >= p.surprise_count:
+            self._wake_relocaliser()
+
+        if entered and jumped_from is None and self.local.pos != prev_pos:
+            self._update_tempo()
+        return FollowerStep(
+            event=pos,
+            entered=entered,
+            confidence=self.local.mass_near(pos),
+            sec_per_quarter=self.spq,
+            jumped_from=jumped_from,
+            reference_q=self.local.ref_q,
+            reference_t=self.local.ref_t,
+        )
+
+    def mark_played(self, event: int, pitch: int) -> None:
+        """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
+        self.local.played.setdefault(event, set()).add(pitch)
+
+    def _wake_relocaliser(self) -> None:
+        self.reloc.reset(self._reloc_prior(), self.local.pos)
+        self.reloc.entry_t = self.local.entry_t
+        self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
+        self.reloc_fresh = True
+        self.reloc_left = self.p.reloc_notes
+        self.reloc_llr = 0.0
+        self.recent_explained = []
+
+    def _take_over(self, gpos: int, t: float) -> None:
+        loc = self.local
+        loc.alpha[:] = 0.0
+        loc.pos = gpos
+        loc.entry_t = t
+        loc.ref_q, loc.ref_t = self.reloc.ref_q, self.reloc.ref_t
+        loc.played = {}
+        loc._set_band()
+        loc.alpha[loc.lo : loc.hi] = self.reloc.alpha[loc.lo : loc.hi]
+        loc.alpha /= max(loc.alpha.sum(), 1e-300)
+        self.reloc_left = 0
+        self.recent_explained = []
+
+    def _update_tempo(self) -> None:
+        loc = self.local
+        dq = float(self.m.tq[loc.pos]) - loc.ref_q
+        dt = loc.entry_t - loc.ref_t
+        if dq < 0.2 or dt <= 0.0 or dt > 3.0:
+            return
+        obs = min(max(dt / dq, self.spq / 2.0), self.spq * 2.0)
+        rate = max(self.p.tempo_rate, 1.0 / (1 + self.n_tempo))
+        self.spq = math.exp((1 - rate) * math.log(self.spq) + rate * math.log(obs))
+        self.n_tempo += 1

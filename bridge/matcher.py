@@ -1,0 +1,172 @@
+"""Note verdicts: which score note a key press was, and whether it was right.
+
+Given where the follower puts the player after a note, the matcher decides
+correct / wrong_pitch / extra, the timing deviation against the local tempo, the
+loudness against the dynamic mark in force, and which score notes were passed
+without being played. Pure: times are passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bridge.follower import FollowerStep
+from bridge.score import Score
+
+# MIDI velocity a mark asks for (middle of the usual range of a digital piano)
+DYNAMIC_VELOCITY = {
+    "pppp": 20,
+    "ppp": 28,
+    "pp": 38,
+    "p": 50,
+    "mp": 62,
+    "mf": 74,
+    "f": 88,
+    "ff": 100,
+    "fff": 112,
+    "ffff": 120,
+    "sf": 96,
+    "sfz": 100,
+    "sffz": 108,
+    "rfz": 96,
+    "fp": 88,
+}
+
+
+@dataclass(frozen=True)
+class MatcherParams:
+    near_semitones: int = 2  # a wrong note this close stands in for a score note
+    late_chord_s: float = 0.15  # a note this soon after entering an event may belong to the one before
+    search_back: int = 3  # events around the follower's position where a played pitch is looked for
+    search_ahead: int = 1
+    timing_tol_s: float = 0.05  # on time within max(this, timing_tol_beats * quarter)
+    timing_tol_beats: float = 0.12
+    loudness_tol: int = 22  # velocity units
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    note: int | None  # index into Score.notes of the matched note
+    intended: int | None  # for wrong_pitch: the note it stood in for
+    timing_s: float | None
+    timing: str | None
+    velocity_expected: int | None
+    loudness: str | None
+    missed: tuple[int, ...]  # score notes passed without being played
+
+
+@dataclass
+class Matcher:
+    score: Score
+    params: MatcherParams = field(default_factory=MatcherParams)
+
+    def __post_init__(self) -> None:
+        self.played: set[int] = set()
+        self.attempted: set[int] = set()
+        self.final_upto = 0  # events before this were checked for missed notes
+        self.entry_dev_s = 0.0  # timing deviation of the note that entered the current event
+        self.entry_t = 0.0
+
+    def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
+        ev = self.score.events
+        c = step.event
+        if step.jumped_from is not None:
+            self._forget_from(min(c, step.jumped_from))
+            self.final_upto = c
+        note = self._nearest(c, pitch, t, step)
+        intended = None
+        if note is not None:
+            verdict = "correct"
+            self.played.add(note)
+        else:
+            near = self.params.near_semitones
+            for e in (c, c + 1):
+                intended = self._find(e, lambda n: 0 < abs(n.pitch - pitch) <= near, closest_to=pitch)
+                if intended is not None:
+                    break
+            verdict = "wrong_pitch" if intended is not None else "extra"
+            if intended is not None:
+                self.attempted.add(intended)
+
+        timing_s = timing = None
+        if note is not None:
+            if step.entered:
+                q = self.score.notes[note].onset_q
+                expected = step.reference_t + (q - step.reference_q) * step.sec_per_quarter
+                self.entry_dev_s, self.entry_t = t - expected, t
+                timing_s = self.entry_dev_s
+            else:
+                timing_s = self.entry_dev_s + (t - self.entry_t)
+            tol = max(self.params.timing_tol_s, self.params.timing_tol_beats * step.sec_per_quarter)
+            timing = "early" if timing_s < -tol else "late" if timing_s > tol else "on_time"
+        elif step.entered:
+            self.entry_t = t
+
+        ref = note if note is not None else intended
+        vel_exp = loud = None
+        if ref is not None and self.score.notes[ref].dynamic in DYNAMIC_VELOCITY:
+            vel_exp = DYNAMIC_VELOCITY[self.score.notes[ref].dynamic]
+            dv = velocity - vel_exp
+            loud = "loud" if dv > self.params.loudness_tol else "soft" if dv < -self.params.loudness_tol else "ok"
+
+        missed: list[int] = []
+        upto = min(c - 1, len(ev))
+        for e in range(self.final_upto, upto):
+            missed += [k for k in ev[e].notes if k not in self.played and k not in self.attempted]
+        self.final_upto = max(self.final_upto, upto)
+        return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, tuple(missed))
+
+    def finish(self, last_event: int) -> tuple[int, ...]:
+        """At the end of play: notes up to the last position that were never played."""
+        ev = self.score.events
+        missed = [
+            k
+            for e in range(self.final_upto, min(last_event + 1, len(ev)))
+            for k in ev[e].notes
+            if k not in self.played and k not in self.attempted
+        ]
+        self.final_upto = last_event + 1
+        return tuple(missed)
+
+    def _nearest(self, c: int, pitch: int, t: float, step: FollowerStep) -> int | None:
+        """The unplayed note of this pitch around event c that the player most likely meant:
+        the one whose onset, by the running tempo, is nearest to now."""
+        ev, notes = self.score.events, self.score.notes
+        lo = max(self.final_upto, c - self.params.search_back)
+        hi = min(len(ev), c + self.params.search_ahead + 1)
+        here_q = ev[c].onset_q
+        best, best_cost = None, float("inf")
+        for e in range(lo, hi):
+            for k in ev[e].notes:
+                if notes[k].pitch != pitch or k in self.played:
+                    continue
+                # seconds between that note's onset and the current event's, by the tempo
+                cost = abs(ev[e].onset_q - here_q) * step.sec_per_quarter
+                if e == c:
+                    cost -= 0.02  # the follower's own choice wins ties
+                if e < c and not step.entered:
+                    cost += max(0.0, t - self.entry_t - self.params.late_chord_s)
+                if cost < best_cost:
+                    best, best_cost = k, cost
+        return best
+
+    def _find(self, e: int, ok, closest_to: int | None = None) -> int | None:
+        if not 0 <= e < len(self.score.events):
+            return None
+        cands = [
+            k
+            for k in self.score.events[e].notes
+            if k not in self.played and k not in self.attempted and ok(self.score.notes[k])
+        ]
+        if not cands:
+            return None
+        if closest_to is not None:
+            return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
+        return cands[0]
+
+    def _forget_from(self, event: int) -> None:
+        """After a jump back the player will play these notes again."""
+        first = self.score.events[event].notes[0]
+        self.played = {k for k in self.played if k < first}
+        self.attempted = {k for k in self.attempted if k < first}
