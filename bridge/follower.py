@@ -51,12 +51,16 @@ class FollowerParams:
     skip_grace: float = 0.5
     timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
     timing_floor: float = 0.04
-    pause_s: float = 1.0  # a gap this long wakes the relocaliser
+    pause_s: float = 1.0  # a gap this long (and pause_quarters at the tempo) wakes the relocaliser
+    pause_quarters: float = 2.0
+    reloc_back_q: float = 12.0  # how far back restarts typically go (decay, quarters)
+    reloc_mix: tuple[float, ...] = (0.25, 0.3, 0.1, 0.15, 0.2)  # here, back, ahead, top, anywhere
     reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
     reloc_peak: float = 0.7  # posterior mass near its best event it needs to take over
-    surprise_window: int = 4  # wake when most of the last notes were not explained
-    surprise_count: int = 3
+    surprise_window: int = 3  # wake when surprise_count of the last notes were unlikely
+    surprise_count: int = 2
+    surprise_lik: float = 0.05
     tempo_rate: float = 0.2
 
 
@@ -205,7 +209,8 @@ class Follower:
         self.last_t: float | None = None
         self.reloc_left = 0
         self.reloc_llr = 0.0
-        self.recent_explained: list[bool] = []
+        self.reloc_seen = 0
+        self.history: list[tuple[int, float, float | None, float]] = []
         self.local.reset(self._start_prior(), 0)
 
     # -- priors -------------------------------------------------------------
@@ -218,19 +223,28 @@ class Follower:
         return prior * self.m.bar_weight
 
     def _reloc_prior(self) -> np.ndarray:
-        m, cur = self.m, self.local.pos
-        uniform = m.bar_weight / m.bar_weight.sum()
-        start = self._start_prior()
-        start /= start.sum()
-        back = np.where((m.q <= m.q[cur] + 0.5) & (m.q >= m.q[cur] - 32.0), m.bar_weight, 0.0)
-        back /= max(back.sum(), 1e-12)
+        """Where a player who stopped or went astray carries on: most often a little
+        behind (the nearer the likelier, which also breaks ties between identical
+        passages), at the top, or a little ahead; bar starts are favoured."""
+        m, p, loc = self.m, self.p, self.local
+        cur_q = m.q[loc.pos]
+
+        def norm(w: np.ndarray) -> np.ndarray:
+            return w / max(w.sum(), 1e-300)
+
         here = np.zeros(m.n)
-        here[self.local.lo : self.local.hi] = self.local.alpha[self.local.lo : self.local.hi]
-        # where the next note lands if the player keeps going
-        ahead = np.zeros(m.n)
-        ahead[cur : min(m.n, cur + 4)] = 1.0
-        ahead /= ahead.sum()
-        return 0.3 * (0.5 * here + 0.5 * ahead) + 0.2 * start + 0.2 * back + 0.3 * uniform
+        here[loc.lo : loc.hi] = loc.alpha[loc.lo : loc.hi]
+        dist = cur_q - m.q
+        back = np.where((dist >= -0.5) & (dist <= 64.0), np.exp(-np.maximum(dist, 0.0) / p.reloc_back_q), 0.0)
+        ahead = np.where((dist < -0.5) & (dist >= -32.0), np.exp(dist / p.reloc_back_q), 0.0)
+        w = p.reloc_mix
+        return (
+            w[0] * norm(here)
+            + w[1] * norm(back * m.bar_weight)
+            + w[2] * norm(ahead * m.bar_weight)
+            + w[3] * norm(self._start_prior())
+            + w[4] * norm(m.bar_weight.copy())
+        )
 
     # -- the step -------------------------------------------------------------
 
@@ -238,38 +252,34 @@ class Follower:
         """Fold in one note-on (MIDI pitch, time in seconds)."""
         p = self.p
         first = self.last_t is None
-        paused = first or (t - self.last_t) >= max(p.pause_s, 4.0 * self.spq)
+        paused = first or (t - self.last_t) >= max(p.pause_s, p.pause_quarters * self.spq)
         self.last_t = t
         # until the tempo has been measured a few times, trust timing less
         sigma = None if paused else p.timing_sigma * (2.0 if self.n_tempo < 3 else 1.0)
 
         if paused and not first:
-            self._wake_relocaliser()
+            self._wake_relocaliser(replay=())
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos
         pos, entered = self.local.commit(t)
         if first:
             self.local.entry_t, entered = t, True
-        explained = bool(self.m.has[pitch, pos])
-        self.recent_explained = (self.recent_explained + [explained])[-p.surprise_window :]
+        self.history = (self.history + [(pitch, t, sigma, lik_local)])[-p.surprise_window :]
 
         jumped_from = None
         if self.reloc_left > 0:
-            fresh = self.reloc_fresh
-            lik_reloc = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
-            self.reloc_fresh = False
-            gpos, _ = self.reloc.commit(t)
-            self.reloc_llr += math.log(max(lik_reloc, 1e-300)) - math.log(max(lik_local, 1e-300))
-            self.reloc_left -= 1
+            self._relocalise_step(pitch, t, sigma, lik_local)
+        elif sum(1 for h in self.history if h[3] < p.surprise_lik) >= p.surprise_count:
+            self._wake_relocaliser(replay=self.history)
+        if self.reloc_left > 0:
+            gpos = self.reloc.pos
             far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
             if far and self.reloc_llr > p.reloc_llr and self.reloc.mass_near(gpos, 2) > p.reloc_peak:
                 jumped_from = pos
                 self._take_over(gpos, t)
                 pos, entered = gpos, True
-            elif not far and self.reloc_llr < 0:
+            elif not far and self.reloc_seen >= 4:
                 self.reloc_left = 0  # it agrees with the band: nothing to relocate
-        elif sum(1 for e in self.recent_explained if not e) >= p.surprise_count:
-            self._wake_relocaliser()
 
         if entered and jumped_from is None and self.local.pos != prev_pos:
             self._update_tempo()
@@ -283,18 +293,30 @@ class Follower:
             reference_t=self.local.ref_t,
         )
 
+    def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
+        fresh = self.reloc_seen == 0
+        lik = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
+        self.reloc.commit(t)
+        self.reloc_llr += math.log(max(lik, 1e-300)) - math.log(max(lik_local, 1e-300))
+        self.reloc_seen += 1
+        self.reloc_left -= 1
+
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
         self.local.played.setdefault(event, set()).add(pitch)
 
-    def _wake_relocaliser(self) -> None:
+    def _wake_relocaliser(self, replay) -> None:
+        """Start a whole-score search; ``replay`` are the recent (pitch, t, sigma,
+        local likelihood) that made the band look wrong, searched again from before them."""
         self.reloc.reset(self._reloc_prior(), self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
-        self.reloc_fresh = True
-        self.reloc_left = self.p.reloc_notes
+        self.reloc_left = self.p.reloc_notes + len(replay)
         self.reloc_llr = 0.0
-        self.recent_explained = []
+        self.reloc_seen = 0
+        for pitch, t, sigma, lik_local in replay:
+            self._relocalise_step(pitch, t, sigma, lik_local)
+        self.history = []
 
     def _take_over(self, gpos: int, t: float) -> None:
         loc = self.local
@@ -307,7 +329,7 @@ class Follower:
         loc.alpha[loc.lo : loc.hi] = self.reloc.alpha[loc.lo : loc.hi]
         loc.alpha /= max(loc.alpha.sum(), 1e-300)
         self.reloc_left = 0
-        self.recent_explained = []
+        self.history = []
 
     def _update_tempo(self) -> None:
         loc = self.local

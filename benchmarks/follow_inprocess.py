@@ -1,0 +1,99 @@
+"""Fast follower sweeps: the yardstick's own scenarios and metrics, engine run in-process.
+
+    python benchmarks/follow_inprocess.py ../shared/data/nasap-dev [--scenarios clean,sub10]
+        [--set reloc_llr=6 --set pause_s=0.8] [--pieces Bach,Mozart]
+
+Imports ``perturb`` and ``evaluate`` from ../shared/tools/eval_follow.py so the numbers are
+the yardstick's; it skips the subprocess so a parameter change can be checked in a minute.
+The figures to report come from eval_follow.py itself (benchmarks/follow.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools"))
+
+KEYS = ("pos1q", "match", "lost", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
+
+
+def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
+    import eval_follow as ef
+
+    from bridge.engine import Engine
+    from bridge.follower import FollowerParams
+    from bridge.midifile import read_performance
+    from bridge.musicxml import load_score
+    from bridge.replay import run_engine
+
+    name = os.path.basename(piece)
+    score_path = os.path.join(piece, "score.musicxml")
+    score = load_score(score_path)
+    full, base = ef.score_onsets(score_path)
+    notes0, ccs0 = ef.load_performance(piece)
+    params = replace(FollowerParams(), **overrides)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in scenarios:
+            rng = random.Random(f"0-{name}-{s}")
+            notes, ccs, jump_t, dropped = ef.perturb(notes0, ccs0, full, s, rng)
+            midi = os.path.join(tmp, f"{s}.mid")
+            ef.write_midi(notes, ccs, midi)
+            events = [e.to_dict() for e in run_engine(Engine(score, params), read_performance(midi))]
+            r, _ = ef.evaluate(notes, events, full, base, jump_t, dropped)
+            out[s] = {k: r[k] for k in KEYS if k in r}
+    return {name: out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data")
+    ap.add_argument("--scenarios", default="clean,sub10,ins10,del10,back8,restart,skip8")
+    ap.add_argument("--set", action="append", default=[], help="FollowerParams field=value")
+    ap.add_argument("--pieces", default="", help="comma-separated name prefixes")
+    ap.add_argument("--json")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args()
+    overrides = {}
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        overrides[k] = json.loads(v)
+    pieces = sorted(d for d in glob.glob(os.path.join(a.data, "*")) if os.path.isfile(os.path.join(d, "alignment.tsv")))
+    if a.pieces:
+        pieces = [p for p in pieces if any(os.path.basename(p).startswith(x) for x in a.pieces.split(","))]
+    scen = a.scenarios.split(",")
+    results: dict = {}
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        for res in ex.map(run_piece, pieces, [scen] * len(pieces), [overrides] * len(pieces)):
+            results.update(res)
+            if a.verbose:
+                for name, by_s in res.items():
+                    for s, r in by_s.items():
+                        print(f"{name[:40]:40s} {s:8s} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()))
+    for s in scen:
+        rows = [results[p][s] for p in results]
+        agg = {k: float(np.mean([r[k] for r in rows if k in r])) for k in KEYS if any(k in r for r in rows)}
+        if "recover_s" in agg:
+            rec = [r["recover_s"] for r in rows]
+            agg = {k: v for k, v in agg.items() if k != "recover_s"}
+            agg["rec_med"], agg["rec_max"] = float(np.median(rec)), float(np.max(rec))
+        print(f"{s:8s} " + " ".join(f"{k}={v:.3f}" for k, v in agg.items()))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
