@@ -34,6 +34,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
 
     from bridge.engine import Engine
     from bridge.follower import FollowerParams
+    from bridge.matcher import MatcherParams
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.replay import run_engine
@@ -43,7 +44,9 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
     score = load_score(score_path)
     full, base = ef.score_onsets(score_path)
     notes0, ccs0 = ef.load_performance(piece)
-    params = replace(FollowerParams(), **overrides)
+    fp, mp = FollowerParams(), MatcherParams()
+    params = replace(fp, **{k: v for k, v in overrides.items() if hasattr(fp, k)})
+    mparams = replace(mp, **{k: v for k, v in overrides.items() if hasattr(mp, k)})
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in scenarios:
@@ -51,7 +54,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             notes, ccs, jump_t, dropped = ef.perturb(notes0, ccs0, full, s, rng)
             midi = os.path.join(tmp, f"{s}.mid")
             ef.write_midi(notes, ccs, midi)
-            events = [e.to_dict() for e in run_engine(Engine(score, params), read_performance(midi))]
+            events = [e.to_dict() for e in run_engine(Engine(score, params, mparams), read_performance(midi))]
             r, _ = ef.evaluate(notes, events, full, base, jump_t, dropped)
             out[s] = {k: r[k] for k in KEYS if k in r}
     return {name: out}
@@ -61,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
     ap.add_argument("--scenarios", default="clean,sub10,ins10,del10,back8,restart,skip8")
-    ap.add_argument("--set", action="append", default=[], help="FollowerParams field=value")
+    ap.add_argument("--set", action="append", default=[], help="FollowerParams or MatcherParams field=value")
     ap.add_argument("--pieces", default="", help="comma-separated name prefixes")
     ap.add_argument("--json")
     ap.add_argument("--verbose", action="store_true")

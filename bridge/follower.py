@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.score import Score
+from bridge.score import Score, plays_figure
 
 N_PITCH = 128
 
@@ -45,6 +45,7 @@ class FollowerParams:
     p_other: float = 0.004  # emission of an unrelated pitch when moving
     p_extra: float = 0.012  # staying put with an extra note
     p_chord: float = 1.0  # staying put with another note of the current chord
+    p_figure: float = 0.5  # staying put with a note of a trill, turn or mordent
     chord_spread_s: float = 0.12  # typical spread of one chord's notes
     p_back: tuple[float, ...] = (0.006, 0.002)
     skip_note: float = 0.08  # probability a single-note event is left out
@@ -75,6 +76,7 @@ class FollowerStep:
     jumped_from: int | None  # set when the relocaliser moved the position
     reference_q: float  # anchor for timing: onset (quarters) ...
     reference_t: float  # ... and time (s) of the previous event the player entered
+    timed: bool  # the anchor is real (not the first note, not right after a jump)
 
 
 class _Model:
@@ -98,6 +100,17 @@ class _Model:
         for s in (-2, -1, 1, 2):
             near[max(0, s) : N_PITCH + min(0, s)] |= has[max(0, -s) : N_PITCH - max(0, s)]
         self.has = has
+        # pitches an ornament (trill, turn, ...) may sound while its note lasts
+        self.figure = np.zeros_like(has)
+        for e in ev:
+            for k in e.notes:
+                nt = score.notes[k]
+                if plays_figure(nt):
+                    span = (self.q >= nt.onset_q) & (self.q < nt.onset_q + max(nt.duration_q, 0.5))
+                    for d in range(-2, 3):
+                        if 0 <= nt.pitch + d < N_PITCH:
+                            self.figure[nt.pitch + d] |= span
+        self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
@@ -169,8 +182,9 @@ class _Tracker:
                 if lo <= j < hi and pitch in ps:
                     chord[j - lo] = 0.0
             since_entry = max(0.0, t - self.entry_t)
-            g_chord = math.exp(-0.5 * (since_entry / p.chord_spread_s) ** 2) + 0.05
-            new = move * em + a * (p.p_chord * g_chord * chord + p.p_extra)
+            g_chord = np.exp(-0.5 * (since_entry / m.spread[lo:hi]) ** 2) + 0.05
+            stay = p.p_chord * g_chord * chord + p.p_extra + p.p_figure * m.figure[pitch, lo:hi]
+            new = move * em + a * stay
         total = float(new.sum())
         if not total > 0.0:
             new = np.full(hi - lo, 1.0)
@@ -178,11 +192,12 @@ class _Tracker:
         self.alpha[lo:hi] = new / new.sum()
         return total
 
-    def commit(self, t: float) -> tuple[int, bool]:
-        """Move to the best event after an update; returns (event, entered it now)."""
+    def commit(self, t: float, fresh: bool = False) -> tuple[int, bool]:
+        """Move to the best event after an update; returns (event, entered it now).
+        After a fresh placement the event counts as entered even if it is the old one."""
         lo = self.lo
         best = lo + int(np.argmax(self.alpha[lo : self.hi]))
-        entered = best != self.pos
+        entered = fresh or best != self.pos
         if entered:
             self.ref_q, self.ref_t = float(self.m.tq[self.pos]), self.entry_t
             self.pos, self.entry_t = best, t
@@ -206,6 +221,7 @@ class Follower:
         tempo = next((n.tempo_qpm for n in score.notes if n.tempo_qpm), None)
         self.spq = 60.0 / tempo if tempo else 0.5
         self.n_tempo = 0
+        self.tempo_obs: list[float] = []
         self.last_t: float | None = None
         self.reloc_left = 0
         self.reloc_llr = 0.0
@@ -261,9 +277,7 @@ class Follower:
             self._wake_relocaliser(replay=())
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos
-        pos, entered = self.local.commit(t)
-        if first:
-            self.local.entry_t, entered = t, True
+        pos, entered = self.local.commit(t, fresh=first)
         self.history = (self.history + [(pitch, t, sigma, lik_local)])[-p.surprise_window :]
 
         jumped_from = None
@@ -291,12 +305,13 @@ class Follower:
             jumped_from=jumped_from,
             reference_q=self.local.ref_q,
             reference_t=self.local.ref_t,
+            timed=not first and jumped_from is None and self.local.ref_t > 0.0,
         )
 
     def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
         fresh = self.reloc_seen == 0
         lik = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
-        self.reloc.commit(t)
+        self.reloc.commit(t, fresh=fresh)
         self.reloc_llr += math.log(max(lik, 1e-300)) - math.log(max(lik_local, 1e-300))
         self.reloc_seen += 1
         self.reloc_left -= 1
@@ -337,7 +352,9 @@ class Follower:
         dt = loc.entry_t - loc.ref_t
         if dq < 0.2 or dt <= 0.0 or dt > 3.0:
             return
-        obs = min(max(dt / dq, self.spq / 2.0), self.spq * 2.0)
+        # the median of recent beat lengths shrugs off one misread interval
+        self.tempo_obs = (self.tempo_obs + [min(max(dt / dq, self.spq / 2.0), self.spq * 2.0)])[-5:]
+        obs = float(np.median(self.tempo_obs))
         rate = max(self.p.tempo_rate, 1.0 / (1 + self.n_tempo))
         self.spq = math.exp((1 - rate) * math.log(self.spq) + rate * math.log(obs))
         self.n_tempo += 1

@@ -37,8 +37,14 @@ DYNAMIC_VELOCITY = {
 class MatcherParams:
     near_semitones: int = 2  # a wrong note this close stands in for a score note
     late_chord_s: float = 0.15  # a note this soon after entering an event may belong to the one before
-    search_back: int = 3  # events around the follower's position where a played pitch is looked for
-    search_ahead: int = 1
+    # a played pitch is looked for this far around the follower's position (seconds at the
+    # running tempo, and at least this many events back); notes further behind count as
+    # missed. Ahead of the follower only near-simultaneous notes: had the player moved on,
+    # the follower would have moved too, so a pitch further ahead is a wrong note.
+    search_back_s: float = 0.6
+    search_ahead_s: float = 0.06
+    search_events: int = 2
+    reclaim_margin_s: float = 0.05  # a better-timed press takes a note back from an early one
     timing_tol_s: float = 0.05  # on time within max(this, timing_tol_beats * quarter)
     timing_tol_beats: float = 0.12
     loudness_tol: int = 22  # velocity units
@@ -63,9 +69,10 @@ class Matcher:
 
     def __post_init__(self) -> None:
         self.played: set[int] = set()
+        # when each played note was struck and when the tempo said it was due
+        self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
         self.final_upto = 0  # events before this were checked for missed notes
-        self.entry_dev_s = 0.0  # timing deviation of the note that entered the current event
         self.entry_t = 0.0
 
     def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
@@ -79,6 +86,7 @@ class Matcher:
         if note is not None:
             verdict = "correct"
             self.played.add(note)
+            self.struck[note] = (t, self._due(self.score.notes[note].onset_q, step))
         else:
             near = self.params.near_semitones
             for e in (c, c + 1):
@@ -89,19 +97,13 @@ class Matcher:
             if intended is not None:
                 self.attempted.add(intended)
 
+        if step.entered:
+            self.entry_t = t
         timing_s = timing = None
-        if note is not None:
-            if step.entered:
-                q = self.score.notes[note].onset_q
-                expected = step.reference_t + (q - step.reference_q) * step.sec_per_quarter
-                self.entry_dev_s, self.entry_t = t - expected, t
-                timing_s = self.entry_dev_s
-            else:
-                timing_s = self.entry_dev_s + (t - self.entry_t)
+        if note is not None and step.timed:
+            timing_s = t - self._due(self.score.notes[note].onset_q, step)
             tol = max(self.params.timing_tol_s, self.params.timing_tol_beats * step.sec_per_quarter)
             timing = "early" if timing_s < -tol else "late" if timing_s > tol else "on_time"
-        elif step.entered:
-            self.entry_t = t
 
         ref = note if note is not None else intended
         vel_exp = loud = None
@@ -111,7 +113,7 @@ class Matcher:
             loud = "loud" if dv > self.params.loudness_tol else "soft" if dv < -self.params.loudness_tol else "ok"
 
         missed: list[int] = []
-        upto = min(c - 1, len(ev))
+        upto = self._window(c, step.sec_per_quarter)[0]
         for e in range(self.final_upto, upto):
             missed += [k for k in ev[e].notes if k not in self.played and k not in self.attempted]
         self.final_upto = max(self.final_upto, upto)
@@ -133,16 +135,23 @@ class Matcher:
         """The unplayed note of this pitch around event c that the player most likely meant:
         the one whose onset, by the running tempo, is nearest to now."""
         ev, notes = self.score.events, self.score.notes
-        lo = max(self.final_upto, c - self.params.search_back)
-        hi = min(len(ev), c + self.params.search_ahead + 1)
+        lo, hi = self._window(c, step.sec_per_quarter)
+        lo = max(lo, self.final_upto)
         here_q = ev[c].onset_q
         best, best_cost = None, float("inf")
         for e in range(lo, hi):
             for k in ev[e].notes:
-                if notes[k].pitch != pitch or k in self.played:
+                if notes[k].pitch != pitch:
                     continue
                 # seconds between that note's onset and the current event's, by the tempo
                 cost = abs(ev[e].onset_q - here_q) * step.sec_per_quarter
+                if k in self.played:
+                    # an earlier press took this note well before it was due; this one is
+                    # closer to time, so that press was most likely an extra note
+                    t_k, due = self.struck.get(k, (t, t))
+                    if abs(t - due) + self.params.reclaim_margin_s >= abs(t_k - due):
+                        continue
+                    cost += self.params.reclaim_margin_s
                 if e == c:
                     cost -= 0.02  # the follower's own choice wins ties
                 if e < c and not step.entered:
@@ -150,6 +159,23 @@ class Matcher:
                 if cost < best_cost:
                     best, best_cost = k, cost
         return best
+
+    @staticmethod
+    def _due(note_event_q: float, step: FollowerStep) -> float:
+        """When a note at this onset was due, by the tempo since the previous event."""
+        return step.reference_t + (note_event_q - step.reference_q) * step.sec_per_quarter
+
+    def _window(self, c: int, spq: float) -> tuple[int, int]:
+        """Events [lo, hi) near event c where a key press may still belong."""
+        ev, p = self.score.events, self.params
+        q = ev[c].onset_q
+        lo = max(0, c - p.search_events)
+        while lo > 0 and (q - ev[lo - 1].onset_q) * spq <= p.search_back_s:
+            lo -= 1
+        hi = min(len(ev), c + 1)
+        while hi < len(ev) and (ev[hi].onset_q - q) * spq <= p.search_ahead_s:
+            hi += 1
+        return lo, hi
 
     def _find(self, e: int, ok, closest_to: int | None = None) -> int | None:
         if not 0 <= e < len(self.score.events):

@@ -23,7 +23,7 @@ from lxml import etree
 from bridge.errors import UserError
 from bridge.score import MeasureRepeatInfo, Score, ScoreNote, unfold_measures
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # bump whenever Score, ScoreNote or ScoreEvent change
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 

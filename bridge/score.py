@@ -34,6 +34,15 @@ class ScoreNote:
     ornaments: tuple[str, ...] = ()
 
 
+# ornaments played as several quick notes around the written pitch
+FIGURE_ORNAMENTS = ("trill", "mordent", "turn", "tremolo", "shake", "schleifer")
+
+
+def plays_figure(note: ScoreNote) -> bool:
+    """True when the written note is played as a trill, mordent, turn or tremolo."""
+    return any(f in o for o in note.ornaments for f in FIGURE_ORNAMENTS)
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreEvent:
     """Notes struck together: one chord, or the grace notes before a main note."""
@@ -46,6 +55,7 @@ class ScoreEvent:
     beat: float
     bar_start: bool
     grace: bool
+    arpeggiated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,7 @@ def group_events(notes: list[ScoreNote], tol_q: float = 1e-4) -> list[ScoreEvent
                     beat=first.beat,
                     bar_start=first.measure != prev_measure,
                     grace=first.grace,
+                    arpeggiated=any("arpeggio" in o for k in idx for o in notes[k].ornaments),
                 )
             )
         i = j
