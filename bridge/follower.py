@@ -55,7 +55,10 @@ class FollowerParams:
     pause_s: float = 1.0  # a gap this long (and pause_quarters at the tempo) wakes the relocaliser
     pause_quarters: float = 2.0
     reloc_back_q: float = 12.0  # how far back restarts typically go (decay, quarters)
-    reloc_mix: tuple[float, ...] = (0.25, 0.3, 0.1, 0.15, 0.2)  # here, back, ahead, top, anywhere
+    # prior mass on: here, a little back, a little ahead, the top, anywhere. After a pause
+    # players mostly restart; when the notes stop fitting mid-flow they as often skipped on.
+    reloc_mix_pause: tuple[float, ...] = (0.2, 0.35, 0.1, 0.15, 0.2)
+    reloc_mix_surprise: tuple[float, ...] = (0.25, 0.2, 0.2, 0.1, 0.25)
     reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
     reloc_peak: float = 0.7  # posterior mass near its best event it needs to take over
@@ -238,7 +241,7 @@ class Follower:
         prior[near_start] = np.exp(-2.0 * (self.m.q[near_start] - first))
         return prior * self.m.bar_weight
 
-    def _reloc_prior(self) -> np.ndarray:
+    def _reloc_prior(self, mix: tuple[float, ...]) -> np.ndarray:
         """Where a player who stopped or went astray carries on: most often a little
         behind (the nearer the likelier, which also breaks ties between identical
         passages), at the top, or a little ahead; bar starts are favoured."""
@@ -253,7 +256,7 @@ class Follower:
         dist = cur_q - m.q
         back = np.where((dist >= -0.5) & (dist <= 64.0), np.exp(-np.maximum(dist, 0.0) / p.reloc_back_q), 0.0)
         ahead = np.where((dist < -0.5) & (dist >= -32.0), np.exp(dist / p.reloc_back_q), 0.0)
-        w = p.reloc_mix
+        w = mix
         return (
             w[0] * norm(here)
             + w[1] * norm(back * m.bar_weight)
@@ -274,7 +277,7 @@ class Follower:
         sigma = None if paused else p.timing_sigma * (2.0 if self.n_tempo < 3 else 1.0)
 
         if paused and not first:
-            self._wake_relocaliser(replay=())
+            self._wake_relocaliser(replay=(), mix=p.reloc_mix_pause)
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos
         pos, entered = self.local.commit(t, fresh=first)
@@ -284,7 +287,7 @@ class Follower:
         if self.reloc_left > 0:
             self._relocalise_step(pitch, t, sigma, lik_local)
         elif sum(1 for h in self.history if h[3] < p.surprise_lik) >= p.surprise_count:
-            self._wake_relocaliser(replay=self.history)
+            self._wake_relocaliser(replay=self.history, mix=p.reloc_mix_surprise)
         if self.reloc_left > 0:
             gpos = self.reloc.pos
             far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
@@ -320,10 +323,10 @@ class Follower:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
         self.local.played.setdefault(event, set()).add(pitch)
 
-    def _wake_relocaliser(self, replay) -> None:
+    def _wake_relocaliser(self, replay, mix: tuple[float, ...]) -> None:
         """Start a whole-score search; ``replay`` are the recent (pitch, t, sigma,
         local likelihood) that made the band look wrong, searched again from before them."""
-        self.reloc.reset(self._reloc_prior(), self.local.pos)
+        self.reloc.reset(self._reloc_prior(mix), self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
         self.reloc_left = self.p.reloc_notes + len(replay)

@@ -36,7 +36,6 @@ DYNAMIC_VELOCITY = {
 @dataclass(frozen=True)
 class MatcherParams:
     near_semitones: int = 2  # a wrong note this close stands in for a score note
-    late_chord_s: float = 0.15  # a note this soon after entering an event may belong to the one before
     # a played pitch is looked for this far around the follower's position (seconds at the
     # running tempo, and at least this many events back); notes further behind count as
     # missed. Ahead of the follower only near-simultaneous notes: had the player moved on,
@@ -73,7 +72,6 @@ class Matcher:
         self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
         self.final_upto = 0  # events before this were checked for missed notes
-        self.entry_t = 0.0
 
     def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
         ev = self.score.events
@@ -97,8 +95,6 @@ class Matcher:
             if intended is not None:
                 self.attempted.add(intended)
 
-        if step.entered:
-            self.entry_t = t
         timing_s = timing = None
         if note is not None and step.timed:
             timing_s = t - self._due(self.score.notes[note].onset_q, step)
@@ -132,19 +128,18 @@ class Matcher:
         return tuple(missed)
 
     def _nearest(self, c: int, pitch: int, t: float, step: FollowerStep) -> int | None:
-        """The unplayed note of this pitch around event c that the player most likely meant:
-        the one whose onset, by the running tempo, is nearest to now."""
+        """The note of this pitch around event c the player most likely meant: the unplayed
+        one whose due time, by the running tempo, is nearest to now."""
         ev, notes = self.score.events, self.score.notes
         lo, hi = self._window(c, step.sec_per_quarter)
         lo = max(lo, self.final_upto)
-        here_q = ev[c].onset_q
         best, best_cost = None, float("inf")
         for e in range(lo, hi):
             for k in ev[e].notes:
                 if notes[k].pitch != pitch:
                     continue
-                # seconds between that note's onset and the current event's, by the tempo
-                cost = abs(ev[e].onset_q - here_q) * step.sec_per_quarter
+                # how far from its due time (by the running tempo) this press would be
+                cost = abs(t - self._due(ev[e].onset_q, step))
                 if k in self.played:
                     # an earlier press took this note well before it was due; this one is
                     # closer to time, so that press was most likely an extra note
@@ -154,8 +149,6 @@ class Matcher:
                     cost += self.params.reclaim_margin_s
                 if e == c:
                     cost -= 0.02  # the follower's own choice wins ties
-                if e < c and not step.entered:
-                    cost += max(0.0, t - self.entry_t - self.params.late_chord_s)
                 if cost < best_cost:
                     best, best_cost = k, cost
         return best
