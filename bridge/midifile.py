@@ -34,7 +34,7 @@ def read_performance(path: str | os.PathLike) -> list[InputEvent]:
             elif msg.type == "control_change":
                 events.append(Control(t, msg.control, msg.value, msg.channel))
     except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise UserError(f"not a readable MIDI file: {p} ({e})") from None
+        raise UserError(f"not a readable MIDI file: {p} ({e or type(e).__name__})") from None
     return events
 
 

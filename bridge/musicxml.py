@@ -76,7 +76,10 @@ def load_score(path: str | os.PathLike, use_cache: bool = True) -> Score:
                 return pickle.load(f)
         except Exception:  # a stale or truncated cache entry is rebuilt, never trusted
             pass
-    score = parse_score(data, title=Path(path).stem)
+    try:
+        score = parse_score(data, title=Path(path).stem)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     if use_cache:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,7 @@ def _xml_root(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=etree.XMLParser(huge_tree=True, resolve_entities=False))
     except etree.XMLSyntaxError as e:
-        raise UserError(f"not a readable MusicXML file: {e}") from None
+        raise UserError(f"not a readable MusicXML file ({e.msg}, line {e.lineno})") from None
     tag = etree.QName(root).localname
     if tag == "score-timewise":
         raise UserError("timewise MusicXML is not supported; export it as partwise")

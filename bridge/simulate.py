@@ -104,6 +104,8 @@ def with_jump(
     after_start = [p for p in played if p.note is not None and score.notes[p.note].onset_q >= to_q]
     if to_q > score.notes[cut.note].onset_q:
         after_start = [p for p in after_start if p.t > cut.t]
+    if not after_start:
+        raise ValueError(f"no note to resume at: quarter {to_q} is past the end")
     resume = min(after_start, key=lambda p: p.t)
     shift = cut.t + pause_s - resume.t
     after = [replace(p, t=p.t + shift) for p in played if p.t >= resume.t]

@@ -1,0 +1,90 @@
+"""Verdicts, timing, dynamics, pedals and releases through the engine."""
+
+from dataclasses import replace
+
+from conftest import bundled
+from helpers import run, verdicts
+
+from bridge import simulate
+from bridge.engine import Engine
+from bridge.events import Control, Missed, NoteOff, NoteOn, NoteVerdict, Pedal, Release, Sounded
+from bridge.musicxml import load_score
+
+
+def test_wrong_note_names_the_note_it_replaced():
+    score = load_score(bundled("scale_study"))
+    played = simulate.render(score, seed=1)
+    i = 20
+    played[i] = replace(played[i], pitch=played[i].pitch + 1, kind="wrong")
+    notes = verdicts(run(score, played))
+    assert notes[i].verdict == "wrong_pitch"
+    assert notes[i].intended is not None
+    assert notes[i].intended.note_id == score.notes[played[i].note].note_id
+    assert notes[i].match is None
+
+
+def test_late_note_and_loudness_are_judged():
+    score = load_score(bundled("nocturne"))
+    played = simulate.render(score, seed=1, rubato=0.0, jitter_s=0.0, spread_s=0.0)
+    # the first melody note of bar 3 comes 200 ms late and far too loud
+    k = next(
+        i for i, p in enumerate(played) if score.notes[p.note].measure == 3 and score.notes[p.note].hand == "right"
+    )
+    played[k] = replace(played[k], t=played[k].t + 0.2, velocity=120)
+    played.sort(key=lambda p: p.t)
+    notes = verdicts(run(score, played))
+    v = next(v for v in notes if v.velocity == 120)
+    assert v.verdict == "correct"
+    assert v.timing == "late" and 150 <= v.timing_ms <= 260
+    assert v.dynamic == "p" and v.loudness == "loud"
+    on_time = [n for n in notes if n.timing is not None and n is not v]
+    assert sum(n.timing == "on_time" for n in on_time) >= 0.9 * len(on_time)
+
+
+def test_missed_notes_are_reported_once():
+    score = load_score(bundled("minuet"))
+    played = simulate.render(score, seed=1)
+    drop = {10, 11, 40}
+    out = run(score, [p for i, p in enumerate(played) if i not in drop])
+    missed = [o for o in out if isinstance(o, Missed)]
+    want = {(score.notes[played[i].note].note_id, score.notes[played[i].note].pass_no) for i in drop}
+    got = [(m.note_id, m.pass_no) for m in missed]
+    assert want <= set(got)
+    assert len(got) == len(set(got))
+
+
+def test_pedals_releases_and_all_notes_off():
+    score = load_score(bundled("chorale"))
+    e = Engine(score)
+    out = []
+    for ev in [
+        NoteOn(0.5, 60, 70),
+        Control(0.6, 64, 127),
+        NoteOff(0.8, 60),
+        NoteOn(1.0, 64, 0),  # velocity 0 is a note-off
+        Control(1.5, 64, 0),
+        NoteOn(2.0, 67, 80),
+        Control(2.1, 123, 0),
+    ]:
+        out += e.feed(ev)
+    kinds = [type(o).__name__ for o in out]
+    assert kinds == ["NoteVerdict", "Pedal", "Release", "Pedal", "Sounded", "NoteVerdict", "Sounded"]
+    rel = next(o for o in out if isinstance(o, Release))
+    assert abs(rel.held_s - 0.3) < 1e-9
+    sounded = next(o for o in out if isinstance(o, Sounded))
+    assert abs(sounded.sounding_s - 1.0) < 1e-9  # the pedal held it until 1.5
+    assert [o.down for o in out if isinstance(o, Pedal)] == [True, False]
+    assert all(isinstance(o, NoteVerdict | Pedal | Release | Sounded) for o in out)
+
+
+def test_same_engine_same_output():
+    score = load_score(bundled("sonatina"))
+    events = simulate.to_events(simulate.with_mistakes(simulate.render(score, seed=5), seed=5, wrong=0.05))
+    runs = []
+    for _ in range(2):
+        e = Engine(score)
+        runs.append([o.to_dict() for ev in events for o in e.feed(ev)])
+    for a, b in zip(*runs, strict=True):
+        a.pop("latency_us", None)
+        b.pop("latency_us", None)
+    assert runs[0] == runs[1]

@@ -1,0 +1,28 @@
+"""Two real (n)ASAP performances through the yardstick's own scenarios, when the shared
+development data is there (evaluation only: nothing of it is copied into the project)."""
+
+import sys
+
+import pytest
+from conftest import NASAP, ROOT
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (NASAP / "Bach_Prelude_bwv_863").is_dir(), reason="shared nasap-dev data not present"),
+]
+
+
+@pytest.fixture(scope="module")
+def run_piece():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from follow_inprocess import run_piece
+
+    return run_piece
+
+
+@pytest.mark.parametrize("piece", ["Bach_Prelude_bwv_863", "Beethoven_Piano_Sonatas_27-2"])
+def test_real_performances(run_piece, piece):
+    r = run_piece(str(NASAP / piece), ["clean", "sub10", "restart"], {})[piece]
+    assert r["clean"]["pos1q"] >= 0.98 and r["clean"]["match"] >= 0.95
+    assert r["sub10"]["err_r"] >= 0.85 and r["sub10"]["err_p"] >= 0.85
+    assert r["restart"]["recover_s"] <= 2.0

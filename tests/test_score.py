@@ -1,0 +1,185 @@
+"""Score model: ids, repeats, ties, grace notes, chords, marks, caching, bad files."""
+
+import io
+import zipfile
+
+import music21 as m21
+import pytest
+from conftest import bundled
+
+from bridge.errors import UserError
+from bridge.musicxml import load_score, parse_score
+from bridge.score import MeasureRepeatInfo as M
+from bridge.score import unfold_measures
+
+
+def write(sc: m21.stream.Score, path) -> bytes:
+    sc.write("musicxml", fp=str(path))
+    return path.read_bytes()
+
+
+def test_unfold_plain_repeat():
+    assert unfold_measures([M(), M(backward_times=2), M()]) == [(0, 1), (1, 1), (0, 2), (1, 2), (2, 1)]
+
+
+def test_unfold_voltas_and_second_section():
+    info = [
+        M(forward=True),
+        M(),
+        M(endings=(1,), backward_times=2),
+        M(endings=(2,)),
+        M(),
+        M(forward=True),
+        M(backward_times=2),
+    ]
+    order = [m for m, _ in unfold_measures(info)]
+    assert order == [0, 1, 2, 0, 1, 3, 4, 5, 6, 5, 6]
+
+
+def test_unfold_three_times():
+    order = unfold_measures([M(forward=True), M(backward_times=3)])
+    assert order == [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (1, 3)]
+
+
+def test_ids_come_from_the_file_and_are_stable():
+    s = load_score(bundled("scale_study"), use_cache=False)
+    # ids are numbered through the file, right hand's bar 1 first: n1..n8, then n9 for the left
+    assert {n.note_id for n in s.notes if n.onset_q == 0.0} == {"n1", "n9"}
+    assert len({(n.note_id, n.pass_no) for n in s.notes}) == len(s.notes)
+    again = load_score(bundled("scale_study"), use_cache=False)
+    assert [n.note_id for n in s.notes] == [n.note_id for n in again.notes]
+
+
+def test_printed_fingering_hands_and_staves():
+    s = load_score(bundled("scale_study"))
+    rh = [n for n in s.notes if n.hand == "right"]
+    lh = [n for n in s.notes if n.hand == "left"]
+    assert len(rh) == len(lh) == 30
+    assert [n.fingering[0] for n in rh[:8]] == ["1", "2", "3", "1", "2", "3", "4", "1"]
+    assert all(n.staff == 1 for n in rh) and all(n.staff == 2 for n in lh)
+
+
+def test_minuet_repeats_and_voltas_unfold():
+    s = load_score(bundled("minuet"))
+    measures = []
+    for n in s.notes:
+        if not measures or measures[-1] != (n.measure, n.pass_no):
+            measures.append((n.measure, n.pass_no))
+    order = [m for m, _ in dict.fromkeys(measures)]
+    # A section twice, B section with first ending, B again with the second ending
+    expected = list(range(1, 9)) * 2 + list(range(9, 17)) + list(range(9, 16)) + [17]
+    assert order == expected
+    passes = {n.note_id: n.pass_no for n in s.notes if n.measure == 3}
+    assert set(passes.values()) == {2}  # the last pass of bar 3 is its second
+    assert max(n.onset_q for n in s.notes) == 31 * 3  # 32 bars of 3/4 played
+
+
+def test_ties_chords_and_grace_notes(tmp_path):
+    sc = m21.stream.Score()
+    p = m21.stream.Part()
+    m1, m2 = m21.stream.Measure(number=1), m21.stream.Measure(number=2)
+    m1.append(m21.meter.TimeSignature("4/4"))
+    tied = m21.note.Note("C5", quarterLength=2.0)
+    tied.tie = m21.tie.Tie("start")
+    m1.append(m21.chord.Chord(["C4", "E4", "G4"], quarterLength=2.0))
+    m1.append(tied)
+    cont = m21.note.Note("C5", quarterLength=1.0)
+    cont.tie = m21.tie.Tie("stop")
+    grace = m21.note.Note("B4").getGrace()
+    m2.append(cont)
+    m2.append(grace)
+    m2.append(m21.note.Note("C5", quarterLength=3.0))
+    p.append([m1, m2])
+    sc.insert(0, p)
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    assert [n.pitch for n in s.notes] == [60, 64, 67, 72, 71, 72]
+    tied_note = s.notes[3]
+    assert tied_note.onset_q == 2.0 and tied_note.duration_q == 3.0  # continuation folded in
+    assert s.notes[4].grace and not s.notes[5].grace
+    assert [e.pitches for e in s.events] == [(60, 64, 67), (72,), (71,), (72,)]
+    assert s.events[2].grace
+    assert all(n.note_id for n in s.notes)  # deterministic ids where the file has none
+
+
+def test_marks_in_force():
+    s = load_score(bundled("nocturne"))
+    by_measure = {n.measure: n.dynamic for n in s.notes}
+    assert by_measure[1] == "p" and by_measure[5] == "mf" and by_measure[9] == "f" and by_measure[13] == "pp"
+    assert by_measure[4] == "p"  # a mark holds until the next one
+    assert all(n.tempo_qpm == 66 for n in s.notes)
+    assert all(n.time_signature == "4/4" for n in s.notes)
+    assert s.notes[0].beat == 1.0
+
+
+def test_second_load_comes_from_the_cache(monkeypatch):
+    import bridge.musicxml as mx
+
+    path = bundled("sonatina")
+    first = load_score(path)
+
+    def no_parsing(*a, **k):
+        raise AssertionError("parsed again instead of using the cache")
+
+    monkeypatch.setattr(mx, "parse_score", no_parsing)
+    second = load_score(path)
+    assert [(n.note_id, n.onset_q) for n in first.notes] == [(n.note_id, n.onset_q) for n in second.notes]
+    assert len(second.notes) > 2000
+    assert any(mx.cache_dir().glob("*.pkl"))
+
+
+def test_broken_cache_entry_is_rebuilt():
+    import bridge.musicxml as mx
+
+    path = bundled("chorale")
+    load_score(path)
+    for f in mx.cache_dir().glob("*.pkl"):
+        f.write_bytes(b"not a pickle")
+    assert len(load_score(path).notes) == 80
+
+
+def test_compressed_mxl(tmp_path):
+    data = bundled("chorale").read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(
+            "META-INF/container.xml",
+            '<container><rootfiles><rootfile full-path="score.xml"/></rootfiles></container>',
+        )
+        z.writestr("score.xml", data)
+    mxl = tmp_path / "chorale.mxl"
+    mxl.write_bytes(buf.getvalue())
+    a = load_score(mxl, use_cache=False)
+    b = load_score(bundled("chorale"), use_cache=False)
+    assert [(n.note_id, n.pitch, n.onset_q) for n in a.notes] == [(n.note_id, n.pitch, n.onset_q) for n in b.notes]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        (b"", "empty"),
+        (b"just text", "not a readable MusicXML"),
+        (b"<html><body/></html>", "not a MusicXML score"),
+        (b"PK\x03\x04broken", "corrupt compressed"),
+        (b'<?xml version="1.0"?><score-partwise><part-list/><part id="P1"><measure number="1">', "not a readable"),
+    ],
+)
+def test_bad_score_files(tmp_path, content, message):
+    path = tmp_path / "bad.musicxml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        load_score(path, use_cache=False)
+
+
+def test_score_without_notes(tmp_path):
+    sc = m21.stream.Score()
+    p = m21.stream.Part()
+    m = m21.stream.Measure(number=1)
+    m.append(m21.note.Rest(quarterLength=4))
+    p.append(m)
+    sc.insert(0, p)
+    path = tmp_path / "rests.musicxml"
+    write(sc, path)
+    with pytest.raises(UserError, match="no notes"):
+        load_score(path, use_cache=False)
