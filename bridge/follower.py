@@ -66,6 +66,7 @@ class FollowerParams:
     surprise_count: int = 2
     surprise_lik: float = 0.05
     tempo_rate: float = 0.2
+    tempo_window_s: float = 4.0  # entries older than this (or before a pause or jump) are not used
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ class Follower:
         self.spq = 60.0 / tempo if tempo else 0.5
         self.n_tempo = 0
         self.tempo_obs: list[float] = []
+        self.entries: list[tuple[float, float]] = []  # (onset, time) of recently entered events
         self.last_t: float | None = None
         self.reloc_left = 0
         self.reloc_llr = 0.0
@@ -277,6 +279,7 @@ class Follower:
         sigma = None if paused else p.timing_sigma * (2.0 if self.n_tempo < 3 else 1.0)
 
         if paused and not first:
+            self.entries = []
             self._wake_relocaliser(replay=(), mix=p.reloc_mix_pause)
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos
@@ -348,15 +351,21 @@ class Follower:
         loc.alpha /= max(loc.alpha.sum(), 1e-300)
         self.reloc_left = 0
         self.history = []
+        self.entries = []
 
     def _update_tempo(self) -> None:
+        """Beat length over the last half quarter or more of entered events: fast runs
+        update it too, and one misplaced note moves it little."""
         loc = self.local
-        dq = float(self.m.tq[loc.pos]) - loc.ref_q
-        dt = loc.entry_t - loc.ref_t
-        if dq < 0.2 or dt <= 0.0 or dt > 3.0:
+        q_now, t_now = float(self.m.tq[loc.pos]), loc.entry_t
+        self.entries = [(q, t) for q, t in self.entries if t_now - t <= self.p.tempo_window_s and q < q_now]
+        span = next(((q, t) for q, t in reversed(self.entries) if q_now - q >= 0.5), None)
+        self.entries.append((q_now, t_now))
+        if span is None or t_now <= span[1]:
             return
+        obs = (t_now - span[1]) / (q_now - span[0])
         # the median of recent beat lengths shrugs off one misread interval
-        self.tempo_obs = (self.tempo_obs + [min(max(dt / dq, self.spq / 2.0), self.spq * 2.0)])[-5:]
+        self.tempo_obs = (self.tempo_obs + [min(max(obs, self.spq / 2.0), self.spq * 2.0)])[-5:]
         obs = float(np.median(self.tempo_obs))
         rate = max(self.p.tempo_rate, 1.0 / (1 + self.n_tempo))
         self.spq = math.exp((1 - rate) * math.log(self.spq) + rate * math.log(obs))

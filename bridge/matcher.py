@@ -43,7 +43,10 @@ class MatcherParams:
     search_back_s: float = 0.6
     search_ahead_s: float = 0.06
     search_events: int = 2
-    reclaim_margin_s: float = 0.05  # a better-timed press takes a note back from an early one
+    reclaim_margin_s: float = 0.05
+    # the follower weighed timing with its whole model: its event wins unless another
+    # note's due time is this much nearer
+    follower_bonus_s: float = 0.3  # a better-timed press takes a note back from an early one
     timing_tol_s: float = 0.05  # on time within max(this, timing_tol_beats * quarter)
     timing_tol_beats: float = 0.12
     loudness_tol: int = 22  # velocity units
@@ -148,7 +151,7 @@ class Matcher:
                         continue
                     cost += self.params.reclaim_margin_s
                 if e == c:
-                    cost -= 0.02  # the follower's own choice wins ties
+                    cost -= self.params.follower_bonus_s
                 if cost < best_cost:
                     best, best_cost = k, cost
         return best
