@@ -275,8 +275,7 @@ class Follower:
         first = self.last_t is None
         paused = first or (t - self.last_t) >= max(p.pause_s, p.pause_quarters * self.spq)
         self.last_t = t
-        # until the tempo has been measured a few times, trust timing less
-        sigma = None if paused else p.timing_sigma * (2.0 if self.n_tempo < 3 else 1.0)
+        sigma = None if paused else p.timing_sigma
 
         if paused and not first:
             self.entries = []

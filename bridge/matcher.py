@@ -43,7 +43,7 @@ class MatcherParams:
     search_back_s: float = 0.6
     search_ahead_s: float = 0.06
     search_events: int = 2
-    reclaim_margin_s: float = 0.05
+    reclaim_margin_s: float = 0.0
     # the follower weighed timing with its whole model: its event wins unless another
     # note's due time is this much nearer
     follower_bonus_s: float = 0.3  # a better-timed press takes a note back from an early one

@@ -4,6 +4,7 @@ one-line errors on bad input."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mido
@@ -124,3 +125,26 @@ def test_midi_without_notes(tmp_path):
 def test_help_lists_commands():
     p = cli("--help")
     assert p.returncode == 0 and "follow" in p.stdout and "demo" in p.stdout
+
+
+def test_realtime_replay_takes_wall_clock_time(tmp_path):
+    from bridge.events import NoteOff, NoteOn
+
+    events = []
+    for i, pitch in enumerate((60, 62, 64)):  # the first notes of the scale study, 0.6 s apart
+        events += [NoteOn(0.1 + 0.6 * i, pitch, 70), NoteOff(0.5 + 0.6 * i, pitch)]
+    write_performance(events, tmp_path / "three.mid")
+    t0 = time.monotonic()
+    fast = follow(bundled("scale_study"), tmp_path / "three.mid", tmp_path / "o.jsonl")
+    fast_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    p = cli("follow", bundled("scale_study"), tmp_path / "three.mid", "--jsonl", tmp_path / "r.jsonl", "--realtime")
+    slow_s = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    assert slow_s - fast_s >= 1.1  # the 1.2 s from the first to the last note were waited out
+    slow = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+
+    def verdicts(evs):
+        return [(e["t"], e["pitch"], e["verdict"], e["match"]) for e in evs if e["type"] == "note"]
+
+    assert verdicts(slow) == verdicts(fast) and len(verdicts(fast)) == 3

@@ -183,3 +183,33 @@ def test_score_without_notes(tmp_path):
     write(sc, path)
     with pytest.raises(UserError, match="no notes"):
         load_score(path, use_cache=False)
+
+
+def test_single_staff_and_multi_part(tmp_path):
+    sc = m21.stream.Score()
+    for name, pitches in (("Flute", ["G5", "A5"]), ("Piano", ["C3", "E4"])):
+        p = m21.stream.Part()
+        p.partName = name
+        m = m21.stream.Measure(number=1)
+        m.append(m21.meter.TimeSignature("2/4"))
+        for x in pitches:
+            m.append(m21.note.Note(x, quarterLength=1.0))
+        p.append(m)
+        sc.insert(0, p)
+    s = parse_score(write(sc, tmp_path / "two.musicxml"))
+    assert len(s.notes) == 4 and len({n.part for n in s.notes}) == 2
+    # single-staff parts split hands at middle C
+    assert {n.pitch: n.hand for n in s.notes} == {79: "right", 81: "right", 48: "left", 64: "right"}
+    assert [e.pitches for e in s.events] == [(48, 79), (64, 81)]
+
+
+def test_fingering_substitution_is_read(tmp_path):
+    xml = bundled("scale_study").read_text()
+    # replace the first printed finger with a 3-to-1 substitution
+    first = '<fingering alternate="no" substitution="no">1</fingering>'
+    sub = '<fingering>3</fingering><fingering substitution="yes">1</fingering>'
+    path = tmp_path / "sub.musicxml"
+    path.write_text(xml.replace(first, sub, 1))
+    s = load_score(path, use_cache=False)
+    n1 = next(n for n in s.notes if n.note_id == "n1")
+    assert n1.fingering == ("3_1",)
