@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from itertools import chain
 from pathlib import Path
 
 from bridge import __version__
@@ -26,8 +27,10 @@ def _open_out(path: str):
 
 def cmd_follow(args: argparse.Namespace) -> int:
     from bridge.engine import Engine
+    from bridge.events import Status
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
+    from bridge.osc import OscSender, parse_target, to_messages
     from bridge.replay import run_engine
 
     score = load_score(args.score)
@@ -35,17 +38,22 @@ def cmd_follow(args: argparse.Namespace) -> int:
     if not any(e.type == "note_on" for e in events):
         raise UserError(f"the MIDI file has no notes: {args.performance}")
     engine = Engine(score)
+    osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
     out = _open_out(args.jsonl) if args.jsonl else None
     results = []
     try:
-        for ev in run_engine(engine, events, realtime=args.realtime):
+        for ev in chain([Status(0.0, "score_loaded", score.title)], run_engine(engine, events, realtime=args.realtime)):
             d = ev.to_dict()
             results.append(d)
             if out:
                 out.write(json.dumps(d, separators=(",", ":")) + "\n")
+            if osc:
+                osc.send(to_messages(ev, args.osc_prefix))
     finally:
         if out and out is not sys.stdout:
             out.close()
+        if osc:
+            osc.close()
     if args.summary:
         print_summary(results, score.title)
     if args.plot:
@@ -84,9 +92,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     perf = BUNDLED / "performances" / "sonatina_practice.mid"
     score = BUNDLED / "sonatina.musicxml"
     ns = argparse.Namespace(
-        score=str(score), performance=str(perf), jsonl=args.jsonl, realtime=args.realtime, summary=True, plot=args.plot
+        score=str(score),
+        performance=str(perf),
+        jsonl=args.jsonl,
+        realtime=args.realtime,
+        summary=True,
+        plot=args.plot,
+        osc=args.osc,
+        osc_prefix=args.osc_prefix,
+        osc_bundle=args.osc_bundle,
     )
     return cmd_follow(ns)
+
+
+def add_osc_options(p: argparse.ArgumentParser) -> None:
+    from bridge.osc import DEFAULT_PREFIX
+
+    p.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="also send every event as OSC to this UDP target (repeat for several; see osc_schemas/)",
+    )
+    p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, help="OSC address prefix (default: %(default)s)")
+    p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--realtime", action="store_true", help="replay at wall-clock speed instead of as fast as possible")
     f.add_argument("--summary", action="store_true", help="print a summary table at the end")
     f.add_argument("--plot", metavar="PNG", help="save an alignment, tempo and dynamics plot")
+    add_osc_options(f)
     f.set_defaults(func=cmd_follow)
 
     d = sub.add_parser(
@@ -120,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--jsonl", metavar="OUT", help="also write the events here")
     d.add_argument("--realtime", action="store_true", help="replay at wall-clock speed")
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
+    add_osc_options(d)
     d.set_defaults(func=cmd_demo)
     return ap
 

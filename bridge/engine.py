@@ -22,6 +22,7 @@ from bridge.events import (
     Ref,
     Release,
     Sounded,
+    Status,
 )
 from bridge.follower import Follower, FollowerParams, FollowerStep
 from bridge.matcher import Matcher, MatcherParams
@@ -29,6 +30,7 @@ from bridge.score import Score
 
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
 ALL_NOTES_OFF = (120, 123)
+CONFIDENCE_LOW, CONFIDENCE_OK = 0.4, 0.8
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Engine:
         self.pedal_down = {name: False for name in PEDALS.values()}
         self.sostenuto_held: set[int] = set()
         self.held: dict[int, _Held] = {}  # pitch -> the sounding note
+        self.lost = False  # the follower's confidence fell; said once, until it recovers
 
     # -- positions ------------------------------------------------------------
 
@@ -127,9 +130,20 @@ class Engine:
             printed_finger=info.fingering[0] if info and info.fingering else None,
         )
         out.append(verdict)
+        out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
         self.last_step = step
         return out
+
+    def _confidence_change(self, t: float, confidence: float, measure: int) -> list[OutputEvent]:
+        # hysteresis: one message when it drops, one when it is back
+        if not self.lost and confidence < CONFIDENCE_LOW:
+            self.lost = True
+            return [Status(t, "confidence_low", f"measure {measure}")]
+        if self.lost and confidence >= CONFIDENCE_OK:
+            self.lost = False
+            return [Status(t, "following", f"measure {measure}")]
+        return []
 
     def _event_of(self, note: int, near: int) -> int:
         for e in (near, near - 1):

@@ -168,8 +168,19 @@ class Sounded(Event):
     match: Ref | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Status(Event):
+    """A change in the bridge's state: score_loaded, confidence_low, following,
+    device_connected, device_lost, stopped."""
+
+    type: ClassVar[str] = "status"
+    t: float
+    state: str
+    detail: str = ""
+
+
 InputEvent = NoteOn | NoteOff | Control
-OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded
+OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status
 
 __all__ = [
     "Control",
@@ -186,4 +197,5 @@ __all__ = [
     "Ref",
     "Release",
     "Sounded",
+    "Status",
 ]

@@ -1,0 +1,10 @@
+"""OSC: events as messages (``messages``), sent to many targets (``sender``).
+
+The address space is described by the JSON Schemas in ``osc_schemas/``, one file per
+address family; only the argument types i, f and s are used.
+"""
+
+from bridge.osc.messages import DEFAULT_PREFIX, to_messages
+from bridge.osc.sender import OscSender, parse_target
+
+__all__ = ["DEFAULT_PREFIX", "OscSender", "parse_target", "to_messages"]

@@ -1,0 +1,67 @@
+"""Events to OSC messages: pure, no sockets.
+
+Every argument list has a fixed length and types (i, f, s only), so receivers with
+strict dialects can map them by position; values the event lacks are sent in the family
+where they exist (a note without a timing verdict sends no ``/timing``).
+"""
+
+from __future__ import annotations
+
+from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Pedal, Release, Sounded, Status
+
+DEFAULT_PREFIX = "/pianobridge"
+
+Message = tuple[str, list[int | float | str]]
+
+
+def _ref(ref) -> tuple[str, int]:
+    return (ref.note_id, ref.pass_no) if ref is not None else ("", 0)
+
+
+def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
+    """The OSC messages for one output event (see osc_schemas/ for each address)."""
+    p = prefix.rstrip("/")
+    t = float(ev.t)
+    if isinstance(ev, NoteVerdict):
+        note_id, pass_no = _ref(ev.match or ev.intended)
+        pos = ev.position
+        out: list[Message] = [
+            (f"{p}/note", [t, ev.pitch, ev.velocity, ev.verdict, note_id, pass_no, int(ev.latency_us)]),
+            (
+                f"{p}/position",
+                [
+                    t,
+                    pos.note_id,
+                    pos.pass_no,
+                    pos.measure,
+                    float(pos.beat),
+                    float(pos.onset_q),
+                    float(pos.confidence),
+                    float(ev.tempo_bpm),
+                ],
+            ),
+        ]
+        if ev.timing is not None and ev.timing_ms is not None:
+            out.append((f"{p}/timing", [t, note_id, pass_no, float(ev.timing_ms), ev.timing]))
+        if ev.loudness is not None and ev.velocity_expected is not None:
+            out.append(
+                (
+                    f"{p}/dynamics",
+                    [t, note_id, pass_no, ev.velocity, ev.velocity_expected, ev.dynamic or "", ev.loudness],
+                )
+            )
+        return out
+    if isinstance(ev, Missed):
+        return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
+    if isinstance(ev, Jump):
+        to = ev.to
+        return [(f"{p}/jump", [t, ev.kind, ev.from_measure, to.note_id, to.pass_no, to.measure, float(to.beat)])]
+    if isinstance(ev, Pedal):
+        return [(f"{p}/pedal", [t, ev.pedal, int(ev.down), ev.value])]
+    if isinstance(ev, Release | Sounded):
+        note_id, pass_no = _ref(ev.match)
+        dur = ev.held_s if isinstance(ev, Release) else ev.sounding_s
+        return [(f"{p}/{ev.type}", [t, ev.pitch, float(dur), note_id, pass_no])]
+    if isinstance(ev, Status):
+        return [(f"{p}/status", [t, ev.state, ev.detail])]
+    return []
