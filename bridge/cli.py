@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections import Counter
-from itertools import chain
 from pathlib import Path
 
 from bridge import __version__
@@ -27,11 +26,11 @@ def _open_out(path: str):
 
 def cmd_follow(args: argparse.Namespace) -> int:
     from bridge.engine import Engine
-    from bridge.events import Status
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.osc import OscSender, parse_target, to_messages
     from bridge.replay import run_engine
+    from bridge.session import SessionLog
 
     score = load_score(args.score)
     events = read_performance(args.performance)
@@ -39,10 +38,13 @@ def cmd_follow(args: argparse.Namespace) -> int:
         raise UserError(f"the MIDI file has no notes: {args.performance}")
     engine = Engine(score)
     osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
+    log = SessionLog(args.session, args.score, {"performance": args.performance}) if args.session else None
     out = _open_out(args.jsonl) if args.jsonl else None
     results = []
     try:
-        for ev in chain([Status(0.0, "score_loaded", score.title)], run_engine(engine, events, realtime=args.realtime)):
+        for ev in run_engine(engine, events, realtime=args.realtime, on_input=log.log_in if log else None):
+            if log:
+                log.log_out(ev)
             d = ev.to_dict()
             results.append(d)
             if out:
@@ -50,10 +52,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
             if osc:
                 osc.send(to_messages(ev, args.osc_prefix))
     finally:
-        if out and out is not sys.stdout:
-            out.close()
-        if osc:
-            osc.close()
+        for closable in (log, osc, out if out is not sys.stdout else None):
+            if closable:
+                closable.close()
     if args.summary:
         print_summary(results, score.title)
     if args.plot:
@@ -101,8 +102,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
         osc=args.osc,
         osc_prefix=args.osc_prefix,
         osc_bundle=args.osc_bundle,
+        session=None,
     )
     return cmd_follow(ns)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from bridge.engine import Engine
+    from bridge.musicxml import load_score
+    from bridge.replay import run_engine
+    from bridge.session import first_difference, read_session
+
+    session = read_session(args.session)
+    score_path = Path(session.header["score"])
+    if not score_path.is_file():
+        raise UserError(f"the session's score is gone: {score_path}")
+    if hashlib.sha256(score_path.read_bytes()).hexdigest() != session.header["score_sha256"]:
+        raise UserError(f"the score changed since the session was recorded: {score_path}")
+    replayed = [ev.to_dict() for ev in run_engine(Engine(load_score(score_path)), session.inputs)]
+    if args.jsonl:
+        with _open_out(args.jsonl) as out:
+            for d in replayed:
+                out.write(json.dumps(d, separators=(",", ":")) + "\n")
+    diff = first_difference(session.outputs, iter(replayed))
+    if diff is not None:
+        n, want, got = diff
+        print(f"pianobridge: replay differs at output {n + 1}: logged {want}, replayed {got}", file=sys.stderr)
+        return 1
+    print(
+        f"replayed {len(session.inputs)} input events: all {len(session.outputs)} logged outputs reproduced"
+        + (
+            f" ({len(replayed) - len(session.outputs)} more from the event in flight)"
+            if len(replayed) > len(session.outputs)
+            else ""
+        )
+    )
+    return 0
 
 
 def add_osc_options(p: argparse.ArgumentParser) -> None:
@@ -139,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--realtime", action="store_true", help="replay at wall-clock speed instead of as fast as possible")
     f.add_argument("--summary", action="store_true", help="print a summary table at the end")
     f.add_argument("--plot", metavar="PNG", help="save an alignment, tempo and dynamics plot")
+    f.add_argument("--session", metavar="FILE", help="also log every input and output event here (see `replay`)")
     add_osc_options(f)
     f.set_defaults(func=cmd_follow)
 
@@ -153,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
     add_osc_options(d)
     d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser(
+        "replay",
+        help="re-run a session log and check that it reproduces every logged output",
+        description="Feeds the logged input events through a fresh engine and compares the "
+        "outputs with the logged ones (exit 1 at the first difference).",
+    )
+    r.add_argument("session", help="session log (JSONL) written by --session or the live bridge")
+    r.add_argument("--jsonl", metavar="OUT", help="write the replayed events here")
+    r.set_defaults(func=cmd_replay)
     return ap
 
 
