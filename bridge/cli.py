@@ -156,6 +156,96 @@ def add_osc_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
 
 
+CONFIG_KEYS = {"score", "midi_in", "virtual_port", "osc", "osc_prefix", "osc_bundle", "session_dir", "view"}
+
+
+def load_config(path: str | None) -> dict:
+    """TOML settings for `run`; command-line flags override them."""
+    if not path:
+        return {}
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            cfg = tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    unknown = set(cfg) - CONFIG_KEYS
+    if unknown:
+        raise UserError(
+            f"{path}: unknown settings {', '.join(sorted(unknown))} (known: {', '.join(sorted(CONFIG_KEYS))})"
+        )
+    return cfg
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from bridge.midiport import describe, list_ports, open_backend
+
+    backend = open_backend()
+    inputs, outputs = list_ports(backend)
+    print(f"MIDI system: {describe(backend)}")
+    print("inputs:" + "".join(f"\n  {n}" for n in inputs) if inputs else "inputs: none")
+    print("outputs:" + "".join(f"\n  {n}" for n in outputs) if outputs else "outputs: none")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from bridge.live import LiveBridge
+    from bridge.midiport import MidiInput, find_port, open_backend
+    from bridge.musicxml import load_score
+    from bridge.osc import OscSender, parse_target
+    from bridge.session import SessionLog, new_session_path
+    from bridge.view import TerminalView
+
+    cfg = load_config(args.config)
+
+    def setting(name, default=None):
+        value = getattr(args, name, None)
+        return value if value not in (None, [], False) else cfg.get(name, default)
+
+    score_path = setting("score")
+    if not score_path:
+        raise UserError("give a score: --score FILE (or score = ... in the config)")
+    midi_in, virtual = setting("midi_in"), setting("virtual_port")
+    if not midi_in and not virtual:
+        raise UserError("give a MIDI input: --midi-in NAME or --virtual-port NAME (`pianobridge ports` lists them)")
+    score = load_score(score_path)
+    backend = open_backend()
+    if midi_in and not virtual:
+        midi_in = find_port(midi_in, backend.get_input_names())  # a clear error before anything starts
+    targets = [parse_target(x) for x in setting("osc", [])]
+    osc = OscSender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
+    session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
+    log = SessionLog(session, score_path, {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", [])})
+    show = setting("view", sys.stdout.isatty()) and not args.no_view
+    view = TerminalView(score.title) if show else None
+    bridge = LiveBridge(score, osc, setting("osc_prefix", "/pianobridge"), log, view)
+    midi = MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"pianobridge: following {score.title!r}; session log {session}", file=sys.stderr, flush=True)
+    try:
+        bridge.start()
+        midi.start()
+        print("pianobridge: ready", file=sys.stderr, flush=True)
+        if view:
+            with view:
+                stop.wait()
+        else:
+            stop.wait()
+    finally:
+        midi.close()
+        bridge.stop()
+    print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="pianobridge",
@@ -191,6 +281,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
     add_osc_options(d)
     d.set_defaults(func=cmd_demo)
+
+    pt = sub.add_parser("ports", help="list MIDI inputs and outputs", description="List MIDI ports.")
+    pt.set_defaults(func=cmd_ports)
+
+    live = sub.add_parser(
+        "run",
+        help="follow a player live: MIDI keyboard in, OSC out, session log",
+        description="Follow a player live from a MIDI keyboard (or a virtual port a DAW sends to), "
+        "send every event over OSC and log the session. Ctrl-C stops cleanly. Settings can "
+        "come from a TOML file (--config); flags override it.",
+    )
+    live.add_argument("--score", help="MusicXML score")
+    live.add_argument("--midi-in", metavar="NAME", help="MIDI input: exact name or a unique part of it")
+    live.add_argument("--virtual-port", metavar="NAME", help="open a virtual MIDI input other apps can send to")
+    live.add_argument("--config", metavar="FILE.toml", help="settings: " + ", ".join(sorted(CONFIG_KEYS)))
+    live.add_argument("--session", metavar="FILE", help="session log file (default: a new file in session_dir)")
+    live.add_argument("--session-dir", metavar="DIR", help="folder for session logs (default: ~/pianobridge-sessions)")
+    live.add_argument("--no-view", action="store_true", help="no live terminal view")
+    add_osc_options(live)
+    live.set_defaults(func=cmd_run, osc_prefix=None)
 
     r = sub.add_parser(
         "replay",

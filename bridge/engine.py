@@ -83,6 +83,8 @@ class Engine:
             return self._note_off(ev)
         if isinstance(ev, Control):
             return self._control(ev)
+        if isinstance(ev, Status):  # device changes pass through, in order with the rest
+            return [ev]
         return []
 
     def finish(self) -> list[OutputEvent]:

@@ -179,7 +179,7 @@ class Status(Event):
     detail: str = ""
 
 
-InputEvent = NoteOn | NoteOff | Control
+InputEvent = NoteOn | NoteOff | Control | Status  # Status: device changes, logged as input
 OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status
 
 __all__ = [

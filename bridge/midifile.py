@@ -8,7 +8,7 @@ from pathlib import Path
 import mido
 
 from bridge.errors import UserError
-from bridge.events import Control, InputEvent, NoteOff, NoteOn
+from bridge.events import Control, InputEvent, NoteOff, NoteOn, Status
 
 
 def read_performance(path: str | os.PathLike) -> list[InputEvent]:
@@ -47,7 +47,8 @@ def write_performance(events: list[InputEvent], path: str | os.PathLike, ticks_p
     last = 0
     # at the same tick, releases go before new presses so a repeated note re-strikes
     order = {NoteOff: 0, Control: 1, NoteOn: 2}
-    for ev in sorted(events, key=lambda e: (round(e.t * ticks_per_second), order[type(e)])):
+    midi = [e for e in events if not isinstance(e, Status)]
+    for ev in sorted(midi, key=lambda e: (round(e.t * ticks_per_second), order[type(e)])):
         tick = round(ev.t * ticks_per_second)
         if isinstance(ev, NoteOn):
             msg = mido.Message("note_on", note=ev.pitch, velocity=ev.velocity, channel=ev.channel)

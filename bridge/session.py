@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
-from bridge.events import Control, InputEvent, NoteOff, NoteOn, OutputEvent
+from bridge.events import Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status
 
-INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control)}
+INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status)}
 VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
 
 

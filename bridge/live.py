@@ -1,0 +1,91 @@
+"""The live bridge: inputs on their own threads, one consumer that logs, follows and sends.
+
+Input adapters call ``submit`` from their threads with events already stamped on the
+bridge's clock; the consumer thread is the only one touching the engine, the session
+log and the OSC socket, so nothing on the hot path waits on another thread's I/O.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from bridge.engine import Engine
+from bridge.events import Event, NoteVerdict, OutputEvent, Status
+from bridge.osc import OscSender, to_messages
+from bridge.score import Score
+from bridge.session import SessionLog
+
+
+class LiveBridge:
+    """One score, any number of inputs, outputs to OSC, the session log and a view."""
+
+    def __init__(
+        self,
+        score: Score,
+        osc: OscSender | None = None,
+        osc_prefix: str = "/pianobridge",
+        log: SessionLog | None = None,
+        view: Callable[[OutputEvent], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.engine = Engine(score)
+        self.osc, self.osc_prefix, self.log, self.view = osc, osc_prefix, log, view
+        self._clock = clock
+        self.t0 = clock()
+        self.queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.counts = {"in": 0, "out": 0}
+
+    def clock(self) -> float:
+        """Seconds since the bridge started: the one timeline of every input."""
+        return self._clock() - self.t0
+
+    def submit(self, ev: Event) -> None:
+        """Called from input threads; never blocks."""
+        self.queue.put(ev)
+
+    def start(self) -> None:
+        self._emit(Status(0.0, "score_loaded", self.engine.score.title))
+        self.thread = threading.Thread(target=self._consume, name="bridge-consumer", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Drain what arrived, report what was left unplayed, and close the log."""
+        self.queue.put(Status(self.clock(), "stopped", ""))
+        self.queue.put(None)
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+        for out in self.engine.finish():
+            self._emit(out)
+        if self.log:
+            self.log.close()
+        if self.osc:
+            self.osc.close()
+
+    def _consume(self) -> None:
+        while True:
+            ev = self.queue.get()
+            if ev is None:
+                return
+            if self.log:
+                self.log.log_in(ev)
+            t0 = time.perf_counter_ns()
+            outs = self.engine.feed(ev)
+            took_us = (time.perf_counter_ns() - t0) // 1000
+            self.counts["in"] += 1
+            for out in outs:
+                if isinstance(out, NoteVerdict):
+                    out.latency_us = int(took_us)
+                self._emit(out)
+
+    def _emit(self, out: OutputEvent) -> None:
+        self.counts["out"] += 1
+        if self.osc:
+            self.osc.send(to_messages(out, self.osc_prefix))  # first: it is what the player waits for
+        if self.log:
+            self.log.log_out(out)
+        if self.view:
+            self.view(out)

@@ -1,0 +1,165 @@
+"""MIDI ports (mido + python-rtmidi): list, find by name, read with hot-plug.
+
+Messages become input events stamped on arrival with the clock the caller passes in
+(one monotonic clock for every input). A keyboard that vanishes leaves its port "open"
+and silent, so a watcher polls the port list, reports the loss, and reopens the port when
+it comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import mido
+
+from bridge.errors import UserError
+from bridge.events import Control, Event, InputEvent, NoteOff, NoteOn, Status
+
+# rtmidi APIs to try when MIDO_BACKEND does not name one: ALSA, then a running JACK server
+APIS = ("LINUX_ALSA", "UNIX_JACK", "MACOSX_CORE", "WINDOWS_MM")
+
+
+def open_backend() -> mido.Backend:
+    """The first rtmidi API that can list ports here (MIDO_BACKEND wins if set)."""
+    wanted = os.environ.get("MIDO_BACKEND")
+    # without the sequencer device ALSA "works" but lists nothing, and its C library
+    # prints errors: go straight to the next system
+    apis = [a for a in APIS if a != "LINUX_ALSA" or os.path.exists("/dev/snd/seq")]
+    names = [wanted] if wanted else [f"mido.backends.rtmidi/{api}" for api in apis]
+    errors = []
+    for name in names:
+        try:
+            backend = mido.Backend(name, load=True)
+            backend.get_input_names()
+            return backend
+        except Exception as e:  # rtmidi raises SystemError/RuntimeError per API
+            errors.append(f"{name.rsplit('/', 1)[-1]}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise UserError("no MIDI system available (" + "; ".join(errors) + "); start a JACK server or set MIDO_BACKEND")
+
+
+def find_port(wanted: str, available: list[str]) -> str:
+    """Exact name first, then a unique case-insensitive substring."""
+    if wanted in available:
+        return wanted
+    hits = [n for n in available if wanted.lower() in n.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        listing = ", ".join(available) or "none"
+        raise UserError(f"no MIDI input matches {wanted!r} (inputs: {listing})")
+    raise UserError(f"{wanted!r} matches several MIDI inputs: {', '.join(hits)}")
+
+
+def to_event(msg: mido.Message, t: float) -> InputEvent | None:
+    """A mido message as an engine input event; None for what the engine ignores."""
+    if msg.type == "note_on":
+        return NoteOn(t, msg.note, msg.velocity, msg.channel) if msg.velocity else NoteOff(t, msg.note, msg.channel)
+    if msg.type == "note_off":
+        return NoteOff(t, msg.note, msg.channel)
+    if msg.type == "control_change":
+        return Control(t, msg.control, msg.value, msg.channel)
+    return None
+
+
+class MidiInput:
+    """One MIDI input (a named device, or a virtual port other apps send to) feeding
+    ``sink`` with input events and status events, from rtmidi's thread."""
+
+    def __init__(
+        self,
+        backend: mido.Backend,
+        sink: Callable[[Event], None],
+        clock: Callable[[], float],
+        name: str | None = None,
+        virtual: str | None = None,
+        poll_s: float = 0.25,
+    ):
+        if (name is None) == (virtual is None):
+            raise ValueError("give a port name or a virtual port name")
+        self.backend, self.sink, self.clock = backend, sink, clock
+        self.wanted, self.virtual, self.poll_s = name, virtual, poll_s
+        self.port = None
+        self.port_name: str | None = None
+        self.stopped = threading.Event()
+        self.watcher: threading.Thread | None = None
+        self.probe = None  # one rtmidi client that lists ports for the watcher
+
+    def start(self) -> None:
+        if self.virtual:
+            try:
+                self.port = self.backend.open_input(self.virtual, virtual=True, callback=self._on_message)
+            except Exception as e:
+                raise UserError(f"cannot open virtual MIDI input {self.virtual!r}: {e}") from None
+            self.port_name = self.virtual
+            self.sink(Status(self.clock(), "device_connected", f"virtual port {self.virtual}"))
+            return
+        self.port_name = find_port(self.wanted, self._port_names())
+        try:
+            self._open()
+        except Exception as e:
+            raise UserError(f"cannot open MIDI input {self.port_name!r}: {e}") from None
+        self.watcher = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
+        self.watcher.start()
+
+    def _open(self) -> None:
+        self.port = self.backend.open_input(self.port_name, callback=self._on_message)
+        self.sink(Status(self.clock(), "device_connected", self.port_name))
+
+    def _on_message(self, msg: mido.Message) -> None:
+        t = self.clock()  # stamped on arrival, before anything else
+        ev = to_event(msg, t)
+        if ev is not None:
+            self.sink(ev)
+
+    def _port_names(self) -> list[str]:
+        # mido lists ports through a new client per call; under JACK every new client
+        # reshuffles the graph and drops MIDI in flight, so keep one client for polling
+        if self.probe is None:
+            import rtmidi
+
+            api = getattr(rtmidi, f"API_{self.backend.api}", rtmidi.API_UNSPECIFIED)
+            self.probe = rtmidi.MidiIn(rtapi=api, name="pianobridge-watch")
+        return self.probe.get_ports()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(self.poll_s):
+            try:
+                names = self._port_names()
+            except Exception:  # the MIDI system itself hiccuped: try again next poll
+                continue
+            if self.port is not None and self.port_name not in names:
+                self._close_port()
+                self.sink(Status(self.clock(), "device_lost", self.port_name))
+            elif self.port is None:
+                try:  # it may come back under a slightly different name
+                    self.port_name = find_port(self.wanted, names)
+                    self._open()
+                except Exception:
+                    self.port = None  # not there or not ready yet: next poll
+
+    def _close_port(self) -> None:
+        port, self.port = self.port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.watcher is not None:
+            self.watcher.join(timeout=2.0)
+        self._close_port()
+        if self.probe is not None:
+            self.probe.delete()
+            self.probe = None
+
+
+def list_ports(backend: mido.Backend) -> tuple[list[str], list[str]]:
+    return backend.get_input_names(), backend.get_output_names()
+
+
+def describe(backend: mido.Backend) -> str:
+    return f"{backend.name} ({backend.api})" if backend.api else backend.name

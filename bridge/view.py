@@ -1,0 +1,74 @@
+"""A live terminal view of the bridge (rich): where the player is and how it is going."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Status
+
+COLOURS = {"correct": "green", "wrong_pitch": "bold red", "extra": "yellow"}
+NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+def note_name(pitch: int) -> str:
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+class TerminalView:
+    """Call it with each output event (consumer thread); it redraws a few times a second."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.recent: deque[str] = deque(maxlen=8)
+        self.last: NoteVerdict | None = None
+        self.status = "waiting for the first note"
+        self.live = Live(self.render(), refresh_per_second=8, transient=False)
+
+    def __enter__(self) -> TerminalView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.update(self.render())
+        self.live.__exit__(*exc)
+
+    def __call__(self, ev: OutputEvent) -> None:
+        with self.lock:
+            if isinstance(ev, NoteVerdict):
+                self.last = ev
+                self.counts[ev.verdict] += 1
+                timing = f" {ev.timing_ms:+.0f} ms" if ev.timing_ms is not None else ""
+                self.recent.appendleft(
+                    f"[{COLOURS[ev.verdict]}]{note_name(ev.pitch):4s} {ev.verdict:11s}[/] m{ev.position.measure}{timing}"
+                )
+            elif isinstance(ev, Missed):
+                self.counts["missed"] += 1
+                self.recent.appendleft(f"[magenta]{note_name(ev.pitch):4s} missed     [/] m{ev.measure}")
+            elif isinstance(ev, Jump):
+                self.recent.appendleft(f"[cyan]jump {ev.kind} to measure {ev.to.measure}[/]")
+            elif isinstance(ev, Status):
+                self.status = f"{ev.state} {ev.detail}".strip()
+        self.live.update(self.render())
+
+    def render(self) -> Group:
+        t = Table(title=f"pianobridge · {self.title}", show_header=False, expand=False)
+        last = self.last
+        if last is not None:
+            p = last.position
+            t.add_row("position", f"measure {p.measure}, beat {p.beat:g}")
+            t.add_row("tempo", f"{last.tempo_bpm:.0f} bpm")
+            t.add_row("confidence", f"{p.confidence:.2f}")
+        c = self.counts
+        t.add_row(
+            "notes", f"{c['correct']} correct · {c['wrong_pitch']} wrong · {c['extra']} extra · {c['missed']} missed"
+        )
+        t.add_row("status", self.status)
+        return Group(t, Text.from_markup("\n".join(self.recent) or " "))

@@ -1,0 +1,131 @@
+"""The live bridge over real MIDI ports (JACK dummy server) and real OSC on loopback:
+follow a performance, survive unplug and replug, stop on SIGINT, replay the session."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import pytest
+from conftest import ROOT, bundled, performance
+from test_osc import Receiver, check
+
+from bridge.midiport import find_port, to_event
+from bridge.session import read_session
+
+pytestmark = pytest.mark.live
+
+
+def messages(name: str) -> list[tuple[float, mido.Message]]:
+    t, out = 0.0, []
+    for m in mido.MidiFile(performance(name)):
+        t += m.time
+        if not m.is_meta:
+            out.append((t, m))
+    return out
+
+
+def play(port, msgs, speed: float = 2.0) -> None:
+    start = time.monotonic() - msgs[0][0] / speed
+    for t, m in msgs:
+        wait = start + t / speed - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        port.send(m)
+
+
+def statuses(receiver) -> list[str]:
+    return [args[1] for a, args in receiver.got if a.endswith("/status")]
+
+
+def wait_until(cond, timeout: float) -> float | None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(0.01)
+    return None
+
+
+def test_find_port_by_name():
+    names = ["Yamaha P-125 MIDI 1", "Midi Through Port-0", "RtMidiOut Client:pb-keyboard"]
+    assert find_port("Midi Through Port-0", names) == "Midi Through Port-0"
+    assert find_port("p-125", names) == "Yamaha P-125 MIDI 1"
+    with pytest.raises(Exception, match="several"):
+        find_port("midi", names)
+    with pytest.raises(Exception, match="no MIDI input"):
+        find_port("kawai", names)
+
+
+def test_messages_become_events():
+    assert to_event(mido.Message("note_on", note=60, velocity=0), 1.0).type == "note_off"
+    assert to_event(mido.Message("control_change", control=66, value=127), 1.0).control == 66
+    assert to_event(mido.Message("pitchwheel", pitch=100), 1.0) is None
+
+
+def test_running_status_in_a_file(tmp_path):
+    """Ports get whole messages from the MIDI driver; files keep running status."""
+    from bridge.midifile import read_performance
+
+    track = bytes([0x00, 0x90, 60, 100, 0x10, 62, 100, 0x10, 60, 0, 0x00, 0xB0, 64, 127, 0x00, 0xFF, 0x2F, 0x00])
+    data = (
+        b"MThd" + (6).to_bytes(4, "big") + bytes([0, 0, 0, 1, 0, 96]) + b"MTrk" + len(track).to_bytes(4, "big") + track
+    )
+    (tmp_path / "rs.mid").write_bytes(data)
+    evs = read_performance(tmp_path / "rs.mid")
+    assert [e.type for e in evs] == ["note_on", "note_on", "note_off", "control"]
+    assert [getattr(e, "pitch", None) for e in evs[:3]] == [60, 62, 60]
+
+
+def test_live_follow_with_unplug_and_replug(jack, tmp_path):
+    receiver = Receiver()
+    keyboard = mido.open_output("pb-keyboard", virtual=True)
+    session = tmp_path / "live.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "run", "--score", str(bundled("minuet")), "--midi-in", "pb-keyboard",
+         "--osc", f"127.0.0.1:{receiver.port}", "--session", str(session), "--no-view"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: "device_connected" in statuses(receiver), 20) is not None, "bridge did not start"
+        time.sleep(0.5)  # let the new process finish starting up before the first note
+        msgs = messages("minuet")
+        first, rest = msgs[:300], msgs[300:500]
+        play(keyboard, first)
+        n_first = sum(1 for _, m in first if m.type == "note_on" and m.velocity)
+        notes = lambda: [args for a, args in receiver.got if a.endswith("/note")]  # noqa: E731
+        assert wait_until(lambda: len(notes()) >= n_first, 5) is not None, f"{len(notes())} of {n_first} notes"
+        assert sum(a[3] == "correct" for a in notes()) >= 0.95 * n_first
+        measure_before = [args for a, args in receiver.got if a.endswith("/position")][-1][3]
+
+        keyboard.close()  # unplug
+        assert wait_until(lambda: "device_lost" in statuses(receiver), 3) is not None
+        keyboard = mido.open_output("pb-keyboard", virtual=True)  # plug back in
+        took = wait_until(lambda: statuses(receiver).count("device_connected") >= 2, 3)
+        assert took is not None and took <= 1.0, f"reconnected after {took}"
+
+        play(keyboard, rest)
+        n_all = n_first + sum(1 for _, m in rest if m.type == "note_on" and m.velocity)
+        assert wait_until(lambda: len(notes()) >= n_all, 5) is not None, f"{len(notes())} of {n_all} notes"
+        later = notes()[n_first:]
+        assert sum(a[3] == "correct" for a in later) >= 0.9 * len(later)  # kept its place
+        assert [args for a, args in receiver.got if a.endswith("/position")][-1][3] > measure_before
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert wait_until(lambda: "stopped" in statuses(receiver), 2) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        keyboard.close()
+        receiver.close()
+    for address, args in receiver.got:
+        check(address, args)
+    s = read_session(session)
+    assert sum(1 for e in s.inputs if e.type == "note_on") == n_all
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "replay", str(session)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert r.returncode == 0, r.stderr
