@@ -65,7 +65,13 @@ def to_event(msg: mido.Message, t: float) -> InputEvent | None:
 
 class MidiInput:
     """One MIDI input (a named device, or a virtual port other apps send to) feeding
-    ``sink`` with input events and status events, from rtmidi's thread."""
+    ``sink`` with input events and status events from a reader thread of its own.
+
+    No Python runs in the MIDI system's thread: a Python callback there must take the
+    GIL, and while the engine holds it JACK's cycle overruns and drops MIDI. rtmidi
+    queues messages in C++ instead, and the reader drains that queue every
+    ``read_every_s`` (so arrival stamps are at most that late).
+    """
 
     def __init__(
         self,
@@ -75,86 +81,93 @@ class MidiInput:
         name: str | None = None,
         virtual: str | None = None,
         poll_s: float = 0.25,
+        read_every_s: float = 0.0005,
     ):
         if (name is None) == (virtual is None):
             raise ValueError("give a port name or a virtual port name")
+        import rtmidi
+
         self.backend, self.sink, self.clock = backend, sink, clock
-        self.wanted, self.virtual, self.poll_s = name, virtual, poll_s
-        self.port = None
+        self.wanted, self.virtual = name, virtual
+        self.poll_s, self.read_every_s = poll_s, read_every_s
+        api = getattr(rtmidi, f"API_{backend.api}", rtmidi.API_UNSPECIFIED)
+        self.rt = rtmidi.MidiIn(rtapi=api, name="pianobridge", queue_size_limit=8192)
+        self.rt.ignore_types(sysex=True, timing=True, active_sense=True)
+        self.probe = rtmidi.MidiIn(rtapi=api, name="pianobridge-watch")  # lists ports for the watcher
         self.port_name: str | None = None
+        self.connected = False
+        self.garbage = 0  # messages that did not parse
         self.stopped = threading.Event()
-        self.watcher: threading.Thread | None = None
-        self.probe = None  # one rtmidi client that lists ports for the watcher
+        self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
         if self.virtual:
             try:
-                self.port = self.backend.open_input(self.virtual, virtual=True, callback=self._on_message)
+                self.rt.open_virtual_port(self.virtual)
             except Exception as e:
                 raise UserError(f"cannot open virtual MIDI input {self.virtual!r}: {e}") from None
-            self.port_name = self.virtual
+            self.port_name, self.connected = self.virtual, True
             self.sink(Status(self.clock(), "device_connected", f"virtual port {self.virtual}"))
-            return
-        self.port_name = find_port(self.wanted, self._port_names())
-        try:
-            self._open()
-        except Exception as e:
-            raise UserError(f"cannot open MIDI input {self.port_name!r}: {e}") from None
-        self.watcher = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
-        self.watcher.start()
+        else:
+            self.port_name = find_port(self.wanted, self.probe.get_ports())
+            try:
+                self._open()
+            except Exception as e:
+                raise UserError(f"cannot open MIDI input {self.port_name!r}: {e}") from None
+            self.threads.append(threading.Thread(target=self._watch, name="midi-hotplug", daemon=True))
+        self.threads.append(threading.Thread(target=self._read, name="midi-reader", daemon=True))
+        for th in self.threads:
+            th.start()
 
     def _open(self) -> None:
-        self.port = self.backend.open_input(self.port_name, callback=self._on_message)
+        self.rt.open_port(self.probe.get_ports().index(self.port_name))
+        self.connected = True
         self.sink(Status(self.clock(), "device_connected", self.port_name))
 
-    def _on_message(self, msg: mido.Message) -> None:
-        t = self.clock()  # stamped on arrival, before anything else
-        ev = to_event(msg, t)
-        if ev is not None:
-            self.sink(ev)
-
-    def _port_names(self) -> list[str]:
-        # mido lists ports through a new client per call; under JACK every new client
-        # reshuffles the graph and drops MIDI in flight, so keep one client for polling
-        if self.probe is None:
-            import rtmidi
-
-            api = getattr(rtmidi, f"API_{self.backend.api}", rtmidi.API_UNSPECIFIED)
-            self.probe = rtmidi.MidiIn(rtapi=api, name="pianobridge-watch")
-        return self.probe.get_ports()
+    def _read(self) -> None:
+        get, wait = self.rt.get_message, self.stopped.wait
+        while not self.stopped.is_set():
+            item = get()
+            if item is None:
+                wait(self.read_every_s)
+                continue
+            t = self.clock()  # stamped as soon as it is read, before parsing
+            try:
+                msg = mido.Message.from_bytes(item[0])
+            except (ValueError, TypeError, IndexError):
+                self.garbage += 1
+                continue
+            ev = to_event(msg, t)
+            if ev is not None:
+                self.sink(ev)
 
     def _watch(self) -> None:
         while not self.stopped.wait(self.poll_s):
             try:
-                names = self._port_names()
+                names = self.probe.get_ports()
             except Exception:  # the MIDI system itself hiccuped: try again next poll
                 continue
-            if self.port is not None and self.port_name not in names:
-                self._close_port()
+            if self.connected and self.port_name not in names:
+                self.rt.close_port()
+                self.connected = False
                 self.sink(Status(self.clock(), "device_lost", self.port_name))
-            elif self.port is None:
+            elif not self.connected:
                 try:  # it may come back under a slightly different name
                     self.port_name = find_port(self.wanted, names)
                     self._open()
                 except Exception:
-                    self.port = None  # not there or not ready yet: next poll
-
-    def _close_port(self) -> None:
-        port, self.port = self.port, None
-        if port is not None:
-            try:
-                port.close()
-            except Exception:
-                pass
+                    pass  # not there or not ready yet: next poll
 
     def close(self) -> None:
         self.stopped.set()
-        if self.watcher is not None:
-            self.watcher.join(timeout=2.0)
-        self._close_port()
-        if self.probe is not None:
-            self.probe.delete()
-            self.probe = None
+        for th in self.threads:
+            th.join(timeout=2.0)
+        for rt in (self.rt, self.probe):
+            try:
+                rt.close_port()
+                rt.delete()
+            except Exception:
+                pass
 
 
 def list_ports(backend: mido.Backend) -> tuple[list[str], list[str]]:

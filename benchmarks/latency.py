@@ -1,0 +1,127 @@
+"""End-to-end latency: note-on into a real MIDI port -> the bridge's OSC /note on loopback.
+
+    python benchmarks/latency.py [--notes 10000] [--rate 40] [--period 128]
+
+A JACK dummy server carries the MIDI (started here with --period frames at 48 kHz if
+none runs). `pianobridge run` follows the bundled 2,090-note sonatina from a virtual
+port; this process plays the sonatina's own performance into that port, looped, and
+times each note-on against the /note message that comes back. Both processes read
+CLOCK_MONOTONIC, which Linux shares across processes. Prints p50 / p99 / max and the
+notes that never came back; JACK's period is part of the path and is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+
+import mido
+import numpy as np
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
+
+ROOT = Path(__file__).resolve().parent.parent
+JACK_API = "mido.backends.rtmidi/UNIX_JACK"
+
+
+def jack_running() -> bool:
+    out = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip()
+    return out == "running"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--notes", type=int, default=10_000)
+    ap.add_argument("--rate", type=float, default=40.0, help="note-ons per second")
+    ap.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz, if started here")
+    a = ap.parse_args()
+    sys.setswitchinterval(0.0002)  # hand the GIL to the receiver thread promptly
+    if shutil.which("jackd") is None:
+        sys.exit("latency.py: needs jackd (apt-get install jackd2)")
+    jackd = None
+    if not jack_running():
+        jackd = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", str(a.period)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+    os.environ["MIDO_BACKEND"] = JACK_API
+    mido.set_backend(JACK_API, load=True)
+
+    sent_at: dict[tuple[int, int], deque[float]] = defaultdict(deque)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def on_note(address, t, pitch, velocity, *rest):
+        now = time.monotonic()
+        with lock:
+            q = sent_at.get((pitch, velocity))
+            if q:
+                latencies.append(now - q.popleft())
+
+    d = Dispatcher()
+    d.map("/pianobridge/note", on_note)
+    server = BlockingOSCUDPServer(("127.0.0.1", 0), d)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    session = Path(tempfile.mkdtemp()) / "latency.jsonl"
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "run", "--score", str(ROOT / "scores" / "sonatina.musicxml"),
+         "--virtual-port", "pb-latency", "--osc", f"127.0.0.1:{server.server_address[1]}",
+         "--session", str(session), "--no-view"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in bridge.stderr:
+        if "ready" in line:
+            break
+    time.sleep(1.0)
+    port = mido.open_output(next(n for n in mido.get_output_names() if "pb-latency" in n))
+
+    perf = mido.MidiFile(ROOT / "scores" / "performances" / "sonatina.mid")
+    pitches = [m.note for m in perf if m.type == "note_on" and m.velocity]
+    gap = 1.0 / a.rate
+    start = time.monotonic()
+    held: deque[int] = deque()
+    for i in range(a.notes):
+        pitch = pitches[i % len(pitches)]
+        velocity = 1 + i % 127  # (pitch, velocity) pairs the reply with its note
+        # sleep (releasing the GIL, so the receiver thread stamps replies at once); the
+        # send is stamped after waking, so wake-up jitter is not counted as latency
+        time.sleep(max(0.0, start + i * gap - time.monotonic()))
+        with lock:
+            sent_at[(pitch, velocity)].append(time.monotonic())
+        port.send(mido.Message("note_on", note=pitch, velocity=velocity))
+        held.append(pitch)
+        if len(held) > 4:
+            port.send(mido.Message("note_off", note=held.popleft(), velocity=0))
+        if i and i % 1000 == 0:
+            print(f"  {i} notes sent", flush=True)
+    time.sleep(1.0)
+    bridge.send_signal(2)
+    bridge.wait(timeout=30)
+    port.close()
+    server.shutdown()
+    if jackd is not None:
+        jackd.terminate()
+
+    lat_ms = np.array(latencies) * 1000.0
+    lost = a.notes - len(lat_ms)
+    print(
+        f"{a.notes} note-ons at {a.rate:g}/s through JACK (period {a.period} frames at 48 kHz = "
+        f"{a.period / 48:.2f} ms) into `pianobridge run` on a 2,090-note score:\n"
+        f"  note-on -> OSC /note: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms, "
+        f"max {lat_ms.max():.2f} ms; lost {lost}"
+    )
+
+
+if __name__ == "__main__":
+    main()
