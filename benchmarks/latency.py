@@ -65,6 +65,8 @@ def main() -> None:
         now = time.monotonic()
         with lock:
             q = sent_at.get((pitch, velocity))
+            while q and now - q[0] > 2.0:
+                q.popleft()  # its reply never came: that note was lost, not this one late
             if q:
                 latencies.append(now - q.popleft())
 

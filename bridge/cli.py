@@ -156,7 +156,7 @@ def add_osc_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
 
 
-CONFIG_KEYS = {"score", "midi_in", "virtual_port", "osc", "osc_prefix", "osc_bundle", "session_dir", "view"}
+CONFIG_KEYS = {"score", "midi_in", "virtual_port", "osc", "osc_in", "osc_prefix", "osc_bundle", "session_dir", "view"}
 
 
 def load_config(path: str | None) -> dict:
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bridge.live import LiveBridge
     from bridge.midiport import MidiInput, find_port, open_backend
     from bridge.musicxml import load_score
-    from bridge.osc import OscSender, parse_target
+    from bridge.osc import OscReceiver, OscSender, parse_target
     from bridge.session import SessionLog, new_session_path
     from bridge.view import TerminalView
 
@@ -226,7 +226,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     log = SessionLog(session, score_path, {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", [])})
     show = setting("view", sys.stdout.isatty()) and not args.no_view
     view = TerminalView(score.title) if show else None
-    bridge = LiveBridge(score, osc, setting("osc_prefix", "/pianobridge"), log, view)
+    prefix = setting("osc_prefix", "/pianobridge")
+    bridge = LiveBridge(score, osc, prefix, log, view)
+    osc_in = None
+    if setting("osc_in"):
+        host, port = parse_target(setting("osc_in"))
+        osc_in = OscReceiver(host, port, bridge.submit, bridge.clock, prefix)
     midi = MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -235,6 +240,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         bridge.start()
         midi.start()
+        if osc_in:
+            osc_in.start()
         print("pianobridge: ready", file=sys.stderr, flush=True)
         if view:
             with view:
@@ -242,6 +249,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             stop.wait()
     finally:
+        if osc_in:
+            osc_in.close()
         midi.close()
         bridge.stop()
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
@@ -300,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--config", metavar="FILE.toml", help="settings: " + ", ".join(sorted(CONFIG_KEYS)))
     live.add_argument("--session", metavar="FILE", help="session log file (default: a new file in session_dir)")
     live.add_argument("--session-dir", metavar="DIR", help="folder for session logs (default: ~/pianobridge-sessions)")
+    live.add_argument(
+        "--osc-in",
+        metavar="HOST:PORT",
+        help="listen here for control commands and teacher annotations (see bridge/osc/receiver.py)",
+    )
     live.add_argument("--no-view", action="store_true", help="no live terminal view")
     add_osc_options(live)
     live.set_defaults(func=cmd_run, osc_prefix=None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.events import (
+    Annotation,
+    Command,
     Control,
     InputEvent,
     Jump,
@@ -50,8 +52,11 @@ class Engine:
         matcher_params: MatcherParams | None = None,
     ):
         self.score = score
-        self.follower = Follower(score, follower_params)
-        self.matcher = Matcher(score, matcher_params or MatcherParams())
+        self.follower_params = follower_params or FollowerParams()
+        self.matcher_params = matcher_params or MatcherParams()
+        self.follower = Follower(score, self.follower_params)
+        self.matcher = Matcher(score, self.matcher_params)
+        self.paused = False
         self.last_step: FollowerStep | None = None
         self.last_t = 0.0
         self.pedal_down = {name: False for name in PEDALS.values()}
@@ -78,14 +83,45 @@ class Engine:
         if isinstance(ev, NoteOn):
             if ev.velocity == 0:
                 return self._note_off(NoteOff(ev.t, ev.pitch, ev.channel))
-            return self._note_on(ev)
+            return [] if self.paused else self._note_on(ev)
         if isinstance(ev, NoteOff):
             return self._note_off(ev)
         if isinstance(ev, Control):
             return self._control(ev)
-        if isinstance(ev, Status):  # device changes pass through, in order with the rest
+        if isinstance(ev, Status | Annotation):  # pass through, in order with the rest
             return [ev]
+        if isinstance(ev, Command):
+            return self._command(ev)
         return []
+
+    def _command(self, ev: Command) -> list[OutputEvent]:
+        if ev.command == "stop":
+            self.paused = True
+            return [Status(ev.t, "paused", "")]
+        if ev.command == "start":
+            self.paused = False
+            return [Status(ev.t, "following", "")]
+        if ev.command == "reset":
+            self.follower = Follower(self.score, self.follower_params)
+            self.matcher = Matcher(self.score, self.matcher_params)
+            self.last_step = None
+            return [Status(ev.t, "reset", "")]
+        if ev.command == "jump":
+            target = next(
+                (e.index for e in self.score.events if e.measure == ev.measure and self._pass_of(e) == ev.pass_no),
+                None,
+            )
+            if target is None:
+                return [Status(ev.t, "osc_ignored", f"no measure {ev.measure} (pass {ev.pass_no}) in the score")]
+            here = self.last_step.event if self.last_step else 0
+            self.follower.jump_to(target)
+            self.matcher.jump_to(target)
+            kind = "restart" if target == 0 else "back" if target < here else "ahead"
+            return [Jump(ev.t, kind, self.score.events[here].measure, self.position(target, 1.0))]
+        return [Status(ev.t, "osc_ignored", f"unknown command {ev.command!r}")]
+
+    def _pass_of(self, event) -> int:
+        return self.score.notes[event.notes[0]].pass_no
 
     def finish(self) -> list[OutputEvent]:
         """The performance ended: report notes up to the last position never played."""

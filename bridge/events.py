@@ -179,10 +179,39 @@ class Status(Event):
     detail: str = ""
 
 
-InputEvent = NoteOn | NoteOff | Control | Status  # Status: device changes, logged as input
-OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status
+@dataclass(frozen=True, slots=True)
+class Command(Event):
+    """A control command from OSC: start, stop, reset, jump (to ``measure``, ``pass_no``),
+    load (the score at ``path``)."""
+
+    type: ClassVar[str] = "command"
+    t: float
+    command: str
+    measure: int = 0
+    pass_no: int = 1
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation(Event):
+    """A teacher's note on a measure or a score note, relayed to every target and logged."""
+
+    type: ClassVar[str] = "annotation"
+    t: float
+    author: str
+    text: str
+    measure: int = 0
+    note_id: str = ""
+
+
+# Status (device changes), Command and Annotation come in from outside and are logged as
+# input, so a replay reproduces them in order with everything else.
+InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation
+OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status | Annotation
 
 __all__ = [
+    "Annotation",
+    "Command",
     "Control",
     "Event",
     "InputEvent",

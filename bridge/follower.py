@@ -321,6 +321,17 @@ class Follower:
         self.reloc_seen += 1
         self.reloc_left -= 1
 
+    def jump_to(self, event: int) -> None:
+        """Told where the player is (a teacher's jump): the next note lands at ``event``
+        or just after it, with no timing expectation carried over."""
+        prior = np.zeros(self.m.n)
+        prior[event : event + 3] = (1.0, 0.3, 0.1)[: self.m.n - event]
+        self.local.reset(prior, event)
+        self.last_t = None
+        self.reloc_left = 0
+        self.history = []
+        self.entries = []
+
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
         self.local.played.setdefault(event, set()).add(pitch)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from bridge.engine import Engine
 from bridge.events import Event, NoteVerdict, OutputEvent, Status
 from bridge.osc import OscSender, to_messages
+from bridge.replay import apply
 from bridge.score import Score
 from bridge.session import SessionLog
 
@@ -73,7 +74,7 @@ class LiveBridge:
             if self.log:
                 self.log.log_in(ev)
             t0 = time.perf_counter_ns()
-            outs = self.engine.feed(ev)
+            self.engine, outs = apply(self.engine, ev)
             took_us = (time.perf_counter_ns() - t0) // 1000
             self.counts["in"] += 1
             for out in outs:

@@ -118,6 +118,11 @@ class Matcher:
         self.final_upto = max(self.final_upto, upto)
         return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, tuple(missed))
 
+    def jump_to(self, event: int) -> None:
+        """The player was moved to ``event``: what lies between is neither played nor missed."""
+        self._forget_from(event)
+        self.final_upto = event
+
     def finish(self, last_event: int) -> tuple[int, ...]:
         """At the end of play: notes up to the last position that were never played."""
         ev = self.score.events

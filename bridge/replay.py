@@ -6,7 +6,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from bridge.engine import Engine
-from bridge.events import InputEvent, NoteVerdict, OutputEvent, Status
+from bridge.errors import UserError
+from bridge.events import Command, InputEvent, NoteVerdict, OutputEvent, Status
+
+
+def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
+    """Feed one event; a 'load' command (file I/O, so not the engine's business) swaps
+    in a new engine for the new score, or reports why it could not."""
+    if isinstance(ev, Command) and ev.command == "load":
+        from bridge.musicxml import load_score
+
+        try:
+            score = load_score(ev.path)
+        except UserError as e:
+            return engine, [Status(ev.t, "osc_ignored", f"load: {e}")]
+        return Engine(score, engine.follower_params, engine.matcher_params), [Status(ev.t, "score_loaded", score.title)]
+    return engine, engine.feed(ev)
 
 
 def run_engine(
@@ -31,7 +46,7 @@ def run_engine(
         if on_input:
             on_input(ev)
         t0 = time.perf_counter_ns()
-        out = engine.feed(ev)
+        engine, out = apply(engine, ev)
         took_us = (time.perf_counter_ns() - t0) // 1000
         for o in out:
             if isinstance(o, NoteVerdict):

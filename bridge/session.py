@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
-from bridge.events import Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status
+from bridge.events import Annotation, Command, Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status
 
-INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status)}
+INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation)}
 VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
 
 
@@ -111,6 +111,8 @@ def read_session(path: str | os.PathLike) -> Session:
             r.pop("dir")
             if cls is None:
                 raise UserError(f"{p}: unknown input event {r}")
+            if "pass" in r:
+                r["pass_no"] = r.pop("pass")
             inputs.append(cls(**r))
         elif r.get("dir") == "out":
             r.pop("dir")

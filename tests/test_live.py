@@ -3,6 +3,7 @@ follow a performance, survive unplug and replug, stop on SIGINT, replay the sess
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ import time
 import mido
 import pytest
 from conftest import ROOT, bundled, performance
+from pythonosc.udp_client import SimpleUDPClient
 from test_osc import Receiver, check
 
 from bridge.midiport import find_port, to_event
@@ -83,9 +85,14 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
     receiver = Receiver()
     keyboard = mido.open_output("pb-keyboard", virtual=True)
     session = tmp_path / "live.jsonl"
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    osc_in_port = probe.getsockname()[1]
+    probe.close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "run", "--score", str(bundled("minuet")), "--midi-in", "pb-keyboard",
-         "--osc", f"127.0.0.1:{receiver.port}", "--session", str(session), "--no-view"],
+         "--osc", f"127.0.0.1:{receiver.port}", "--osc-in", f"127.0.0.1:{osc_in_port}",
+         "--session", str(session), "--no-view"],
         cwd=ROOT, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     try:
@@ -112,6 +119,19 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
         later = notes()[n_first:]
         assert sum(a[3] == "correct" for a in later) >= 0.9 * len(later)  # kept its place
         assert [args for a, args in receiver.got if a.endswith("/position")][-1][3] > measure_before
+
+        # a teacher annotates, moves the player to bar 3, and someone sends garbage
+        teacher = SimpleUDPClient("127.0.0.1", osc_in_port)
+        teacher.send_message("/pianobridge/annotate", ["teacher", "softer in bar 9", 9])
+        teacher.send_message("/pianobridge/control/jump", 3)
+        teacher.send_message("/pianobridge/control/jump", "three")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+            junk.sendto(b"\xff\x00garbage", ("127.0.0.1", osc_in_port))
+        assert wait_until(lambda: statuses(receiver).count("osc_ignored") >= 2, 3) is not None
+        annotations = [args for a, args in receiver.got if a.endswith("/annotation")]
+        assert annotations and annotations[0][1:4] == ["teacher", "softer in bar 9", 9]
+        jumps = [args for a, args in receiver.got if a.endswith("/jump")]
+        assert jumps and jumps[-1][5] == 3  # to measure 3
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

@@ -19,7 +19,8 @@ from bridge.errors import UserError
 from bridge.events import Jump, Missed, NoteVerdict, Pedal, Position, Ref, Release, Sounded, Status
 from bridge.osc import OscSender, parse_target, to_messages
 
-SCHEMAS = {p.stem: json.loads(p.read_text()) for p in (ROOT / "osc_schemas").glob("*.json")}
+ALL_SCHEMAS = {p.stem: json.loads(p.read_text()) for p in (ROOT / "osc_schemas").glob("*.json")}
+SCHEMAS = {k: v for k, v in ALL_SCHEMAS.items() if v["x-direction"] == "out"}
 
 
 def check(address: str, args: list, prefix: str = "/pianobridge") -> str:
@@ -64,12 +65,18 @@ def receiver():
 
 
 def test_schema_examples_are_valid():
-    assert set(SCHEMAS) >= {"note", "position", "timing", "dynamics", "missed", "jump", "pedal", "status"}
-    for name, schema in SCHEMAS.items():
+    assert set(SCHEMAS) >= {"note", "position", "timing", "dynamics", "missed", "jump", "pedal", "status", "annotation"}
+    for name, schema in ALL_SCHEMAS.items():
         jsonschema.Draft202012Validator.check_schema(schema)
         for example in schema["examples"]:
-            check(f"/pianobridge/{name}", example)
-        for item in schema["prefixItems"]:
+            if schema["x-direction"] == "out":
+                check(f"/pianobridge/{name}", example)
+            else:  # what the bridge accepts: the example must become a command or annotation
+                from bridge.osc import to_input
+
+                ev = to_input("/pianobridge" + schema["x-osc-address"], example, 0.0, "/pianobridge")
+                assert ev.type in ("command", "annotation"), (name, ev)
+        for item in schema.get("prefixItems", []):
             assert item["x-osc-type"] in ("i", "f", "s") and item["description"] is not None
 
 

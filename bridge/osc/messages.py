@@ -7,7 +7,7 @@ where they exist (a note without a timing verdict sends no ``/timing``).
 
 from __future__ import annotations
 
-from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Pedal, Release, Sounded, Status
+from bridge.events import Annotation, Jump, Missed, NoteVerdict, OutputEvent, Pedal, Release, Sounded, Status
 
 DEFAULT_PREFIX = "/pianobridge"
 
@@ -64,4 +64,6 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
         return [(f"{p}/{ev.type}", [t, ev.pitch, float(dur), note_id, pass_no])]
     if isinstance(ev, Status):
         return [(f"{p}/status", [t, ev.state, ev.detail])]
+    if isinstance(ev, Annotation):
+        return [(f"{p}/annotation", [t, ev.author, ev.text, ev.measure, ev.note_id])]
     return []
