@@ -8,6 +8,7 @@ it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -21,6 +22,20 @@ from bridge.events import Control, Event, InputEvent, NoteOff, NoteOn, Status
 APIS = ("LINUX_ALSA", "UNIX_JACK", "MACOSX_CORE", "WINDOWS_MM")
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence C libraries (libjack, alsa-lib) that print to fd 2 while we probe them."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def open_backend() -> mido.Backend:
     """The first rtmidi API that can list ports here (MIDO_BACKEND wins if set)."""
     wanted = os.environ.get("MIDO_BACKEND")
@@ -31,8 +46,9 @@ def open_backend() -> mido.Backend:
     errors = []
     for name in names:
         try:
-            backend = mido.Backend(name, load=True)
-            backend.get_input_names()
+            with quiet_stderr():
+                backend = mido.Backend(name, load=True)
+                backend.get_input_names()
             return backend
         except Exception as e:  # rtmidi raises SystemError/RuntimeError per API
             errors.append(f"{name.rsplit('/', 1)[-1]}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
@@ -60,6 +76,17 @@ def to_event(msg: mido.Message, t: float) -> InputEvent | None:
         return NoteOff(t, msg.note, msg.channel)
     if msg.type == "control_change":
         return Control(t, msg.control, msg.value, msg.channel)
+    return None
+
+
+def to_message(ev: InputEvent) -> mido.Message | None:
+    """The MIDI message for an input event (what a keyboard would have sent)."""
+    if isinstance(ev, NoteOn):
+        return mido.Message("note_on", note=ev.pitch, velocity=ev.velocity, channel=ev.channel)
+    if isinstance(ev, NoteOff):
+        return mido.Message("note_off", note=ev.pitch, velocity=0, channel=ev.channel)
+    if isinstance(ev, Control):
+        return mido.Message("control_change", control=ev.control, value=ev.value, channel=ev.channel)
     return None
 
 

@@ -77,11 +77,13 @@ def test_plot_and_summary(tmp_path):
     assert "correct" in p.stdout and "missed score notes" in p.stdout
 
 
-def test_demo_runs(tmp_path):
-    p = cli("demo", "--plot", tmp_path / "demo.png", "--jsonl", tmp_path / "demo.jsonl")
+def test_demo_runs_through_the_live_path(tmp_path):
+    session = tmp_path / "demo.jsonl"
+    p = cli("demo", "--speed", "8", "--plot", tmp_path / "demo.png", "--session", session, "--no-view", timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "wrong_pitch" in p.stdout
+    assert "wrong_pitch" in p.stdout and "OSC messages the local receiver got" in p.stdout
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert cli("replay", session).returncode == 0  # the demo's session log reproduces
 
 
 def bad_files(tmp: Path) -> dict[str, Path]:
