@@ -117,11 +117,14 @@ def main() -> None:
 
     lat_ms = np.array(latencies) * 1000.0
     lost = a.notes - len(lat_ms)
+    # where were they lost: the session log holds every note-on the bridge received
+    arrived = sum(1 for line in session.read_text().splitlines() if '"dir":"in","type":"note_on"' in line)
     print(
         f"{a.notes} note-ons at {a.rate:g}/s through JACK (period {a.period} frames at 48 kHz = "
         f"{a.period / 48:.2f} ms) into `pianobridge run` on a 2,090-note score:\n"
         f"  note-on -> OSC /note: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms, "
-        f"max {lat_ms.max():.2f} ms; lost {lost}"
+        f"max {lat_ms.max():.2f} ms; lost {lost} ({a.notes - arrived} never reached the bridge over MIDI, "
+        f"{arrived - len(lat_ms)} replies lost on the way back)"
     )
 
 

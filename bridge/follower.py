@@ -310,6 +310,7 @@ class Follower:
             jumped_from=jumped_from,
             reference_q=self.local.ref_q,
             reference_t=self.local.ref_t,
+            # ref_t stays 0 until a second event is entered: before that there is no anchor
             timed=not first and jumped_from is None and self.local.ref_t > 0.0,
         )
 
