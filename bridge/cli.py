@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import threading
 from collections import Counter
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from bridge import __version__
 from bridge.errors import UserError
+from bridge.events import json_line
 
 BUNDLED = Path(__file__).resolve().parent.parent / "scores"
 
@@ -50,7 +50,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
             d = ev.to_dict()
             results.append(d)
             if out:
-                out.write(json.dumps(d, separators=(",", ":")) + "\n")
+                out.write(json_line(d))
             if osc:
                 osc.send(to_messages(ev, args.osc_prefix))
     finally:
@@ -185,7 +185,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.jsonl:
         with _open_out(args.jsonl) as out:
             for d in replayed:
-                out.write(json.dumps(d, separators=(",", ":")) + "\n")
+                out.write(json_line(d))
     diff = first_difference(session.outputs, iter(replayed))
     if diff is not None:
         n, want, got = diff

@@ -7,6 +7,7 @@ field added here shows up everywhere. ``to_dict`` gives the JSON shape of DESIGN
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -17,6 +18,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """One compact JSON line, as the JSONL stream and the session log write them."""
+    return json.dumps(obj, separators=(",", ":")) + "\n"
 
 
 class _Serialisable:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
-from bridge.events import Annotation, Command, Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status
+from bridge.events import Annotation, Command, Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status, json_line
 
 INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation)}
 VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
@@ -62,7 +62,7 @@ class SessionLog:
 
     def _write(self, obj: dict) -> None:
         # one os.write per line: a kill between writes never leaves half a line
-        os.write(self.fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+        os.write(self.fd, json_line(obj).encode())
         now = time.monotonic()
         if now - self.last_sync >= self.sync_every_s:
             os.fsync(self.fd)
