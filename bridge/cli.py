@@ -253,7 +253,6 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     from bridge.live import LiveBridge
     from bridge.midiport import MidiInput, find_port, open_backend
@@ -303,10 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if osc_in:
             osc_in.start()
         print("pianobridge: ready", file=sys.stderr, flush=True)
-        if view:
-            with view:
-                stop.wait()
-        else:
+        with view or contextlib.nullcontext():
             stop.wait()
     finally:
         if osc_in:

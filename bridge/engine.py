@@ -116,9 +116,13 @@ class Engine:
             here = self.last_step.event if self.last_step else 0
             self.follower.jump_to(target)
             self.matcher.jump_to(target)
-            kind = "restart" if target == 0 else "back" if target < here else "ahead"
-            return [Jump(ev.t, kind, self.score.events[here].measure, self.position(target, 1.0))]
+            return [self._jump(ev.t, here, target, 1.0)]
         return [Status(ev.t, "osc_ignored", f"unknown command {ev.command!r}")]
+
+    def _jump(self, t: float, source: int, target: int, confidence: float) -> Jump:
+        src, dst = self.score.events[source], self.score.events[target]
+        kind = "restart" if target == 0 else "back" if dst.onset_q < src.onset_q else "ahead"
+        return Jump(t, kind, src.measure, self.position(target, confidence))
 
     def _pass_of(self, event) -> int:
         return self.score.notes[event.notes[0]].pass_no
@@ -135,15 +139,7 @@ class Engine:
             out += self._end_sounding(ev.pitch, ev.t)
         step = self.follower.observe(ev.pitch, ev.t)
         if step.jumped_from is not None:
-            prev = self.score.events[step.jumped_from]
-            kind = (
-                "restart"
-                if step.event == 0
-                else "back"
-                if self.score.events[step.event].onset_q < prev.onset_q
-                else "ahead"
-            )
-            out.append(Jump(ev.t, kind, prev.measure, self.position(step.event, step.confidence)))
+            out.append(self._jump(ev.t, step.jumped_from, step.event, step.confidence))
         j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
         if j.note is not None:
             self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from bridge.engine import Engine
-from bridge.events import Event, NoteVerdict, OutputEvent, Status
+from bridge.events import Event, OutputEvent, Status
 from bridge.osc import OscSender, to_messages
 from bridge.replay import apply
 from bridge.score import Score
@@ -73,13 +73,9 @@ class LiveBridge:
                 return
             if self.log:
                 self.log.log_in(ev)
-            t0 = time.perf_counter_ns()
             self.engine, outs = apply(self.engine, ev)
-            took_us = (time.perf_counter_ns() - t0) // 1000
             self.counts["in"] += 1
             for out in outs:
-                if isinstance(out, NoteVerdict):
-                    out.latency_us = int(took_us)
                 self._emit(out)
 
     def _emit(self, out: OutputEvent) -> None:

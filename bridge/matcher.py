@@ -77,11 +77,9 @@ class Matcher:
         self.final_upto = 0  # events before this were checked for missed notes
 
     def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
-        ev = self.score.events
         c = step.event
         if step.jumped_from is not None:
-            self._forget_from(min(c, step.jumped_from))
-            self.final_upto = c
+            self.jump_to(c)
         note = self._nearest(c, pitch, t, step)
         intended = None
         if note is not None:
@@ -111,12 +109,8 @@ class Matcher:
             dv = velocity - vel_exp
             loud = "loud" if dv > self.params.loudness_tol else "soft" if dv < -self.params.loudness_tol else "ok"
 
-        missed: list[int] = []
-        upto = self._window(c, step.sec_per_quarter)[0]
-        for e in range(self.final_upto, upto):
-            missed += [k for k in ev[e].notes if k not in self.played and k not in self.attempted]
-        self.final_upto = max(self.final_upto, upto)
-        return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, tuple(missed))
+        missed = self._pass_to(self._window(c, step.sec_per_quarter)[0])
+        return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, missed)
 
     def jump_to(self, event: int) -> None:
         """The player was moved to ``event``: what lies between is neither played nor missed."""
@@ -125,15 +119,19 @@ class Matcher:
 
     def finish(self, last_event: int) -> tuple[int, ...]:
         """At the end of play: notes up to the last position that were never played."""
+        return self._pass_to(last_event + 1)
+
+    def _pass_to(self, upto: int) -> tuple[int, ...]:
+        """The player has moved past events before ``upto``: their unplayed notes are missed."""
         ev = self.score.events
-        missed = [
+        missed = tuple(
             k
-            for e in range(self.final_upto, min(last_event + 1, len(ev)))
+            for e in range(self.final_upto, min(upto, len(ev)))
             for k in ev[e].notes
             if k not in self.played and k not in self.attempted
-        ]
-        self.final_upto = last_event + 1
-        return tuple(missed)
+        )
+        self.final_upto = max(self.final_upto, upto)
+        return missed
 
     def _nearest(self, c: int, pitch: int, t: float, step: FollowerStep) -> int | None:
         """The note of this pitch around event c the player most likely meant: the unplayed
@@ -178,7 +176,7 @@ class Matcher:
             hi += 1
         return lo, hi
 
-    def _find(self, e: int, ok, closest_to: int | None = None) -> int | None:
+    def _find(self, e: int, ok, closest_to: int) -> int | None:
         if not 0 <= e < len(self.score.events):
             return None
         cands = [
@@ -188,12 +186,11 @@ class Matcher:
         ]
         if not cands:
             return None
-        if closest_to is not None:
-            return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
-        return cands[0]
+        return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
 
     def _forget_from(self, event: int) -> None:
         """After a jump back the player will play these notes again."""
         first = self.score.events[event].notes[0]
         self.played = {k for k in self.played if k < first}
         self.attempted = {k for k in self.attempted if k < first}
+        self.struck = {k: v for k, v in self.struck.items() if k < first}

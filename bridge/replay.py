@@ -11,8 +11,9 @@ from bridge.events import Command, InputEvent, NoteVerdict, OutputEvent, Status
 
 
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
-    """Feed one event; a 'load' command (file I/O, so not the engine's business) swaps
-    in a new engine for the new score, or reports why it could not."""
+    """Feed one event and stamp note verdicts with the engine's processing time; a
+    'load' command (file I/O, so not the engine's business) swaps in a new engine for
+    the new score, or reports why it could not."""
     if isinstance(ev, Command) and ev.command == "load":
         from bridge.musicxml import load_score
 
@@ -21,7 +22,13 @@ def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
         except UserError as e:
             return engine, [Status(ev.t, "osc_ignored", f"load: {e}")]
         return Engine(score, engine.follower_params, engine.matcher_params), [Status(ev.t, "score_loaded", score.title)]
-    return engine, engine.feed(ev)
+    t0 = time.perf_counter_ns()
+    out = engine.feed(ev)
+    took_us = (time.perf_counter_ns() - t0) // 1000
+    for o in out:
+        if isinstance(o, NoteVerdict):
+            o.latency_us = int(took_us)
+    return engine, out
 
 
 def run_engine(
@@ -32,8 +39,8 @@ def run_engine(
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[OutputEvent]:
-    """Feed events through the engine and yield its output, stamping each note verdict
-    with the engine's processing time. ``realtime`` paces input at wall-clock speed;
+    """Feed events through the engine (see ``apply``) and yield its output. ``realtime``
+    paces input at wall-clock speed;
     ``on_input`` sees each event before the engine does (the session log)."""
     yield Status(0.0, "score_loaded", engine.score.title)
     start = None
@@ -45,11 +52,6 @@ def run_engine(
                 sleep(wait)
         if on_input:
             on_input(ev)
-        t0 = time.perf_counter_ns()
         engine, out = apply(engine, ev)
-        took_us = (time.perf_counter_ns() - t0) // 1000
-        for o in out:
-            if isinstance(o, NoteVerdict):
-                o.latency_us = int(took_us)
-            yield o
+        yield from out
     yield from engine.finish()

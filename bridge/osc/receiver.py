@@ -25,7 +25,7 @@ from bridge.events import Annotation, Command, Event, Status
 Spec = tuple[Callable[..., Event], tuple[type, ...], int]
 
 
-def specs() -> dict[str, Spec]:
+def _specs() -> dict[str, Spec]:
     def cmd(name: str) -> Callable[..., Event]:
         return lambda t, *a: Command(t, name)
 
@@ -43,10 +43,13 @@ def specs() -> dict[str, Spec]:
     }
 
 
+SPECS = _specs()
+
+
 def to_input(address: str, args: list, t: float, prefix: str) -> Event:
     """One OSC message as an input event (or an osc_ignored status saying why not)."""
     p = prefix.rstrip("/")
-    spec = specs().get(address[len(p) :]) if address.startswith(p + "/") else None
+    spec = SPECS.get(address[len(p) :]) if address.startswith(p + "/") else None
     if spec is None:
         return Status(t, "osc_ignored", f"unknown address {address[:80]}")
     make, types, required = spec
