@@ -14,7 +14,7 @@ import os
 import pickle
 import zipfile
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,7 +95,7 @@ def load_score(path: str | os.PathLike, use_cache: bool = True) -> Score:
 # ---------------------------------------------------------------- lxml pass
 
 
-def _xml_root(data: bytes) -> etree._Element:
+def xml_root(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=etree.XMLParser(huge_tree=True, resolve_entities=False))
     except etree.XMLSyntaxError as e:
@@ -115,7 +115,7 @@ def _midi_of(pitch_el: etree._Element) -> int:
     return 12 * (octave + 1) + STEP_SEMITONES[step] + alter
 
 
-def _fingerings(note_el: etree._Element) -> tuple[str, ...]:
+def printed_fingerings(note_el: etree._Element) -> tuple[str, ...]:
     """Printed fingers in document order; a substitution joins onto the finger before it."""
     out: list[str] = []
     for f in note_el.iterfind("notations/technical/fingering"):
@@ -129,12 +129,33 @@ def _fingerings(note_el: etree._Element) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _scan_xml(root: etree._Element):
-    """Note ids and fingering keyed by position, and the repeat structure.
+@dataclass(frozen=True)
+class XmlNote:
+    """A pitched <note> element where the document puts it (offsets in quarters)."""
 
-    Keys are (part index, staff, measure ordinal, offset in quarters, midi, grace).
-    """
-    ids: dict[tuple, list[tuple[str | None, tuple[str, ...]]]] = defaultdict(list)
+    part: int  # part index in the document
+    staff: int
+    measure: int  # measure ordinal in the part (not the printed number)
+    start: Fraction  # offset in the measure
+    duration: Fraction  # 0 for grace notes
+    midi: int
+    grace: bool
+    el: etree._Element
+
+    @property
+    def key(self) -> tuple:
+        return (self.part, self.staff, self.measure, round(float(self.start), 4), self.midi, self.grace)
+
+    @property
+    def ties(self) -> set[str]:
+        return {t.get("type") for t in self.el.iterfind("tie")}
+
+
+def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[MeasureRepeatInfo], list[Fraction]]:
+    """The pitched notes in document order, the staves of each part, the repeat
+    structure (from the first part) and the length of each measure ordinal in quarters."""
+    notes: list[XmlNote] = []
+    lengths: list[Fraction] = []
     staves_per_part: list[int] = []
     repeat_info: list[MeasureRepeatInfo] = []
     for pi, part in enumerate(root.iterfind("part")):
@@ -142,7 +163,7 @@ def _scan_xml(root: etree._Element):
         n_staves = 1
         open_endings: tuple[int, ...] = ()
         for mi, measure in enumerate(part.iterfind("measure")):
-            cursor = Fraction(0)
+            cursor = longest = Fraction(0)
             last_start = Fraction(0)
             fwd = False
             back = 0
@@ -184,18 +205,21 @@ def _scan_xml(root: etree._Element):
                     start = last_start if chord else cursor
                     if not chord:
                         last_start = cursor
-                    if not grace and not chord:
-                        cursor += Fraction(int(float(el.findtext("duration") or 0)), divisions)
+                    dur = Fraction(0) if grace else Fraction(int(float(el.findtext("duration") or 0)), divisions)
+                    if not chord:
+                        cursor += dur
                     p = el.find("pitch")
-                    if p is None:
-                        continue
-                    staff = int(el.findtext("staff") or 1)
-                    key = (pi, staff, mi, round(float(start), 4), _midi_of(p), grace)
-                    ids[key].append((el.get("id"), _fingerings(el)))
+                    if p is not None:
+                        staff = int(el.findtext("staff") or 1)
+                        notes.append(XmlNote(pi, staff, mi, start, dur, _midi_of(p), grace, el))
+                longest = max(longest, cursor)
+            if mi >= len(lengths):
+                lengths.append(Fraction(0))
+            lengths[mi] = max(lengths[mi], longest)
             if pi == 0:
                 repeat_info.append(MeasureRepeatInfo(forward=fwd, backward_times=back, endings=endings_here))
         staves_per_part.append(n_staves)
-    return ids, staves_per_part, repeat_info
+    return notes, staves_per_part, repeat_info, lengths
 
 
 # ---------------------------------------------------------------- music21 pass
@@ -205,8 +229,11 @@ DYNAMIC_NAMES = {"pppp", "ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "ffff",
 
 def parse_score(data: bytes, title: str = "score") -> Score:
     """Build the unfolded :class:`Score` from MusicXML bytes (no cache)."""
-    root = _xml_root(data)
-    ids, staves_per_part, repeat_info = _scan_xml(root)
+    root = xml_root(data)
+    xml_notes, staves_per_part, repeat_info, _ = scan_xml(root)
+    ids: dict[tuple, list[tuple[str | None, tuple[str, ...]]]] = defaultdict(list)
+    for xn in xml_notes:
+        ids[xn.key].append((xn.el.get("id"), printed_fingerings(xn.el)))
     import music21  # imported late: the cached path never pays for it
 
     try:

@@ -31,6 +31,13 @@ def performance(name: str) -> Path:
     return SCORES / "performances" / f"{name}.mid"
 
 
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    """Run ``pianobridge ARGS`` in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, **kw
+    )
+
+
 def _jack_running() -> bool:
     if shutil.which("jack_wait") is None:
         return False

@@ -2,22 +2,14 @@
 one-line errors on bad input."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import mido
 import pytest
-from conftest import ROOT, bundled, performance
+from conftest import bundled, cli, performance
 
 from bridge.midifile import read_performance, write_performance
-
-
-def cli(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, **kw
-    )
 
 
 def follow(score, midi, out: Path) -> list[dict]:

@@ -7,15 +7,9 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, bundled, performance
+from conftest import ROOT, bundled, cli, performance
 
 from bridge.session import read_session
-
-
-def cli(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, **kw
-    )
 
 
 def test_log_and_replay_reproduce(tmp_path):
