@@ -27,20 +27,23 @@ def _open_out(path: str):
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
-    from bridge.engine import Engine
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.osc import OscSender, parse_target, to_messages
-    from bridge.replay import run_engine
+    from bridge.replay import new_engine, run_engine
     from bridge.session import SessionLog
 
     score = load_score(args.score)
     events = read_performance(args.performance)
     if not any(e.type == "note_on" for e in events):
         raise UserError(f"the MIDI file has no notes: {args.performance}")
-    engine = Engine(score)
+    engine = new_engine(score, not args.no_fingering)
     osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
-    log = SessionLog(args.session, args.score, {"performance": args.performance}) if args.session else None
+    log = (
+        SessionLog(args.session, args.score, {"performance": args.performance, "fingering": not args.no_fingering})
+        if args.session
+        else None
+    )
     out = _open_out(args.jsonl) if args.jsonl else None
     results = []
     try:
@@ -119,7 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     targets = [receiver.server_address] + [parse_target(x) for x in args.osc]
     session = Path(args.session) if args.session else new_session_path()
-    log = SessionLog(session, str(score_path), {"demo": True})
+    log = SessionLog(session, str(score_path), {"demo": True, "fingering": not args.no_fingering})
     results: list[dict] = []
     view = TerminalView(score.title) if sys.stdout.isatty() and not args.no_view else None
 
@@ -128,7 +131,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if view:
             view(ev)
 
-    bridge = LiveBridge(score, OscSender(targets, bundle=args.osc_bundle), args.osc_prefix, log, collect)
+    bridge = LiveBridge(
+        score,
+        OscSender(targets, bundle=args.osc_bundle),
+        args.osc_prefix,
+        log,
+        collect,
+        fingering=not args.no_fingering,
+    )
     bridge.start()
     midi = out = None
     try:  # play into a virtual MIDI port, as a keyboard would, where there is a MIDI system
@@ -170,9 +180,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import hashlib
 
-    from bridge.engine import Engine
     from bridge.musicxml import load_score
-    from bridge.replay import run_engine
+    from bridge.replay import new_engine, run_engine
     from bridge.session import first_difference, read_session
 
     session = read_session(args.session)
@@ -181,7 +190,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UserError(f"the session's score is gone: {score_path}")
     if hashlib.sha256(score_path.read_bytes()).hexdigest() != session.header["score_sha256"]:
         raise UserError(f"the score changed since the session was recorded: {score_path}")
-    replayed = [ev.to_dict() for ev in run_engine(Engine(load_score(score_path)), session.inputs)]
+    engine = new_engine(load_score(score_path), bool(session.header["settings"].get("fingering")))
+    replayed = [ev.to_dict() for ev in run_engine(engine, session.inputs)]
     if args.jsonl:
         with _open_out(args.jsonl) as out:
             for d in replayed:
@@ -202,7 +212,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_osc_options(p: argparse.ArgumentParser) -> None:
+def add_output_options(p: argparse.ArgumentParser) -> None:
     from bridge.osc import DEFAULT_PREFIX
 
     p.add_argument(
@@ -214,9 +224,25 @@ def add_osc_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, help="OSC address prefix (default: %(default)s)")
     p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
+    p.add_argument(
+        "--no-fingering",
+        action="store_true",
+        help="no suggested_finger on note events (default: planned by the fingering model when installed)",
+    )
 
 
-CONFIG_KEYS = {"score", "midi_in", "virtual_port", "osc", "osc_in", "osc_prefix", "osc_bundle", "session_dir", "view"}
+CONFIG_KEYS = {
+    "score",
+    "midi_in",
+    "virtual_port",
+    "osc",
+    "osc_in",
+    "osc_prefix",
+    "osc_bundle",
+    "session_dir",
+    "view",
+    "fingering",
+}
 
 
 def load_config(path: str | None) -> dict:
@@ -282,11 +308,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     targets = [parse_target(x) for x in setting("osc", [])]
     osc = OscSender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
     session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
-    log = SessionLog(session, score_path, {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", [])})
+    fingering = bool(setting("fingering", True)) and not args.no_fingering
+    log = SessionLog(
+        session,
+        score_path,
+        {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", []), "fingering": fingering},
+    )
     show = setting("view", sys.stdout.isatty()) and not args.no_view
     view = TerminalView(score.title) if show else None
     prefix = setting("osc_prefix", "/pianobridge")
-    bridge = LiveBridge(score, osc, prefix, log, view)
+    bridge = LiveBridge(score, osc, prefix, log, view, fingering=fingering)
     osc_in = None
     if setting("osc_in"):
         host, port = parse_target(setting("osc_in"))
@@ -313,6 +344,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fingering(args: argparse.Namespace) -> int:
+    from bridge.fingering.files import finger_midi, finger_musicxml, finger_pig, input_format
+
+    fmt = input_format(args.input, args.format)
+    opts = {"hand_size": args.hand_size, "weights": args.weights, "substitute": not args.no_substitutions}
+    if fmt == "midi":
+        n = finger_midi(args.input, args.out, **opts)
+    elif fmt == "pig":
+        n = finger_pig(args.input, args.out, args.infer_hands, **opts)
+    else:
+        n = finger_musicxml(args.input, args.out, args.infer_hands, **opts)
+    print(f"pianobridge: fingered {n} notes -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bridge.fingering.train import train_command
+
+    return train_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="pianobridge",
@@ -334,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--summary", action="store_true", help="print a summary table at the end")
     f.add_argument("--plot", metavar="PNG", help="save an alignment, tempo and dynamics plot")
     f.add_argument("--session", metavar="FILE", help="also log every input and output event here (see `replay`)")
-    add_osc_options(f)
+    add_output_options(f)
     f.set_defaults(func=cmd_follow)
 
     d = sub.add_parser(
@@ -349,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--session", metavar="FILE", help="session log file (default: a new one in ~/pianobridge-sessions)")
     d.add_argument("--no-view", action="store_true", help="no live terminal view")
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
-    add_osc_options(d)
+    add_output_options(d)
     d.set_defaults(func=cmd_demo)
 
     pt = sub.add_parser("ports", help="list MIDI inputs and outputs", description="List MIDI ports.")
@@ -374,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen here for control commands and teacher annotations (see bridge/osc/receiver.py)",
     )
     live.add_argument("--no-view", action="store_true", help="no live terminal view")
-    add_osc_options(live)
+    add_output_options(live)
     live.set_defaults(func=cmd_run, osc_prefix=None)
 
     r = sub.add_parser(
@@ -386,6 +438,42 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("session", help="session log (JSONL) written by --session or the live bridge")
     r.add_argument("--jsonl", metavar="OUT", help="write the replayed events here")
     r.set_defaults(func=cmd_replay)
+
+    fg = sub.add_parser(
+        "fingering",
+        help="suggest fingering for a score, a PIG note list or a MIDI file",
+        description="Assigns hand and finger to every note. MusicXML in: the same file out with "
+        "<technical><fingering> added (right hand above, left below; fingers printed in the score "
+        "are kept and planned around). --format pig (or a .txt input): PIG note list in and out. "
+        "A MIDI file: PIG out, hands inferred. Trained on PIG 031-150 (nonprofit academic use only).",
+    )
+    fg.add_argument("input", help="MusicXML (.musicxml, .xml, .mxl), PIG (.txt) or MIDI (.mid)")
+    fg.add_argument("--out", required=True, help="output file")
+    fg.add_argument("--format", choices=("musicxml", "pig"), help="input/output format (default: from the file name)")
+    fg.add_argument(
+        "--infer-hands", action="store_true", help="ignore the given hands (staves, PIG channel) and infer them"
+    )
+    fg.add_argument("--hand-size", choices=("small", "medium", "large"), default="medium", help="span of the hand")
+    fg.add_argument("--no-substitutions", action="store_true", help="never suggest a silent finger change")
+    fg.add_argument("--weights", metavar="NPZ", help="fingering weights (default: model/fingering.npz)")
+    fg.set_defaults(func=cmd_fingering)
+
+    tr = sub.add_parser(
+        "train",
+        help="train the fingering or hand-separation network on PIG",
+        description="Trains on PIG pieces 031-150 (001-030 are the test split and are never read) "
+        "and writes numpy weights that `pianobridge fingering` loads. Needs torch.",
+    )
+    tr.add_argument("task", choices=("fingering", "hands"))
+    tr.add_argument("pig", help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles)")
+    tr.add_argument("--out", help="weights file (default: model/TASK.npz)")
+    tr.add_argument("--members", type=int, default=None, help="networks in the ensemble")
+    tr.add_argument("--steps", type=int, default=None, help="training steps per network")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--holdout", action="store_true", help="hold out pieces whose number is a multiple of 5 and report on them"
+    )
+    tr.set_defaults(func=cmd_train)
     return ap
 
 

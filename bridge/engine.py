@@ -50,8 +50,12 @@ class Engine:
         score: Score,
         follower_params: FollowerParams | None = None,
         matcher_params: MatcherParams | None = None,
+        suggested_fingers: list[str] | None = None,
     ):
+        """``suggested_fingers``: a planned finger per score note (see
+        `bridge.fingering.suggest_for_score`), reported with each verdict."""
         self.score = score
+        self.suggested = suggested_fingers
         self.follower_params = follower_params or FollowerParams()
         self.matcher_params = matcher_params or MatcherParams()
         self.follower = Follower(score, self.follower_params)
@@ -162,6 +166,7 @@ class Engine:
             tempo_bpm=round(60.0 / step.sec_per_quarter, 1),
             hand=info.hand if info else None,
             printed_finger=info.fingering[0] if info and info.fingering else None,
+            suggested_finger=self.suggested[about] if self.suggested and about is not None else None,
         )
         out.append(verdict)
         out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)

@@ -117,6 +117,7 @@ class NoteVerdict(Event):
     tempo_bpm: float = 0.0
     hand: str | None = None
     printed_finger: str | None = None
+    suggested_finger: str | None = None  # the planned finger ("3", or "3_1" for a substitution)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from bridge.engine import Engine
 from bridge.events import Event, OutputEvent, Status
 from bridge.osc import OscSender, to_messages
-from bridge.replay import apply
+from bridge.replay import apply, new_engine
 from bridge.score import Score
 from bridge.session import SessionLog
 
@@ -31,8 +30,9 @@ class LiveBridge:
         log: SessionLog | None = None,
         view: Callable[[OutputEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fingering: bool = True,
     ):
-        self.engine = Engine(score)
+        self.engine = new_engine(score, fingering)
         self.osc, self.osc_prefix, self.log, self.view = osc, osc_prefix, log, view
         self._clock = clock
         self.t0 = clock()

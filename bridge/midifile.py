@@ -38,6 +38,22 @@ def read_performance(path: str | os.PathLike) -> list[InputEvent]:
     return events
 
 
+def read_notes(path: str | os.PathLike) -> list[tuple[float, float, int, int]]:
+    """(onset s, offset s, pitch, velocity) of every key press, by onset; a key still down
+    at the end is released at the last event."""
+    events = read_performance(path)
+    end = events[-1].t if events else 0.0
+    down: dict[tuple[int, int], list[int]] = {}
+    notes: list[list] = []
+    for ev in events:
+        if isinstance(ev, NoteOn):
+            down.setdefault((ev.channel, ev.pitch), []).append(len(notes))
+            notes.append([ev.t, end, ev.pitch, ev.velocity])
+        elif isinstance(ev, NoteOff) and down.get((ev.channel, ev.pitch)):
+            notes[down[(ev.channel, ev.pitch)].pop(0)][1] = ev.t
+    return [tuple(n) for n in notes]
+
+
 def write_performance(events: list[InputEvent], path: str | os.PathLike, ticks_per_second: int = 1000) -> None:
     """Write input events as a type-0 MIDI file at 60 bpm (one tick per millisecond)."""
     mf = mido.MidiFile(ticks_per_beat=ticks_per_second)

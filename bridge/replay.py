@@ -8,6 +8,20 @@ from collections.abc import Callable, Iterable, Iterator
 from bridge.engine import Engine
 from bridge.errors import UserError
 from bridge.events import Command, InputEvent, NoteVerdict, OutputEvent, Status
+from bridge.score import Score
+
+
+def new_engine(score: Score, fingering: bool = True, like: Engine | None = None) -> Engine:
+    """An engine for ``score``, with planned fingers on its verdicts when ``fingering``
+    (and the weights are installed), and the parameters of ``like``."""
+    suggested = None
+    if fingering:
+        from bridge.fingering.files import score_suggestions
+
+        suggested = score_suggestions(score)
+    if like is None:
+        return Engine(score, suggested_fingers=suggested)
+    return Engine(score, like.follower_params, like.matcher_params, suggested)
 
 
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
@@ -21,7 +35,8 @@ def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
             score = load_score(ev.path)
         except UserError as e:
             return engine, [Status(ev.t, "osc_ignored", f"load: {e}")]
-        return Engine(score, engine.follower_params, engine.matcher_params), [Status(ev.t, "score_loaded", score.title)]
+        fresh = new_engine(score, engine.suggested is not None, engine)
+        return fresh, [Status(ev.t, "score_loaded", score.title)]
     t0 = time.perf_counter_ns()
     out = engine.feed(ev)
     took_us = (time.perf_counter_ns() - t0) // 1000

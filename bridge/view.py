@@ -46,8 +46,10 @@ class TerminalView:
                 self.last = ev
                 self.counts[ev.verdict] += 1
                 timing = f" {ev.timing_ms:+.0f} ms" if ev.timing_ms is not None else ""
+                finger = ev.printed_finger or ev.suggested_finger
+                finger = f" finger {finger}" if finger else ""
                 self.recent.appendleft(
-                    f"[{COLOURS[ev.verdict]}]{note_name(ev.pitch):4s} {ev.verdict:11s}[/] m{ev.position.measure}{timing}"
+                    f"[{COLOURS[ev.verdict]}]{note_name(ev.pitch):4s} {ev.verdict:11s}[/] m{ev.position.measure}{timing}{finger}"
                 )
             elif isinstance(ev, Missed):
                 self.counts["missed"] += 1

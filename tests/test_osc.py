@@ -84,6 +84,7 @@ def test_every_event_type_maps_to_valid_messages():
     pos = Position("n5", 1, 2, 1.5, 4.5, 0.9)
     events = [
         NoteVerdict(1.0, 60, 70, "correct", Ref("n5", 1), pos, 120, None, -30.0, "on_time", 50, "p", "loud", 100.0),
+        NoteVerdict(1.05, 62, 70, "correct", Ref("n8", 1), pos, 120, hand="left", suggested_finger="2_1"),
         NoteVerdict(1.1, 61, 70, "wrong_pitch", None, pos, 90, intended=Ref("n6", 2)),
         NoteVerdict(1.2, 30, 70, "extra", None, pos, 80),
         Missed(1.3, "n7", 1, 64, 2, 2.0),
@@ -95,10 +96,10 @@ def test_every_event_type_maps_to_valid_messages():
     ]
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
     assert families == [
-        "note", "position", "timing", "dynamics", "note", "position", "note", "position",
-        "missed", "jump", "pedal", "release", "sounded", "status",
+        "note", "position", "timing", "dynamics", "note", "position", "fingering",
+        "note", "position", "note", "position", "missed", "jump", "pedal", "release", "sounded", "status",
     ]  # fmt: skip
-    (_, wrong), _ = to_messages(events[1])
+    (_, wrong), _ = to_messages(events[2])
     assert wrong[4:6] == ["n6", 2]  # a wrong note names the note it replaced
     assert to_messages(events[0], prefix="/studio/pb/")[0][0] == "/studio/pb/note"
 
@@ -122,6 +123,7 @@ def test_follow_sends_valid_osc_to_several_targets_one_of_them_down(receiver, tm
     n_on = sum(1 for m in mido.MidiFile(midi) if m.type == "note_on" and m.velocity > 0)
     assert families.count("note") == n_on
     assert families.count("position") == n_on
+    assert 0 < families.count("fingering") == sum(1 for e in lines if e.get("suggested_finger"))  # planned fingers
     assert len(receiver.got) == expected  # everything in the JSONL stream arrived
 
 
@@ -130,6 +132,7 @@ def to_messages_from_json(e: dict) -> list:
     n = {"note": 2, "missed": 1, "jump": 1, "pedal": 1, "release": 1, "sounded": 1, "status": 1}.get(e["type"], 0)
     if e["type"] == "note":
         n += (e.get("timing") is not None) + (e.get("loudness") is not None)
+        n += bool(e.get("suggested_finger") or e.get("printed_finger"))
     return [None] * n
 
 

@@ -50,6 +50,9 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
                     [t, note_id, pass_no, ev.velocity, ev.velocity_expected, ev.dynamic or "", ev.loudness],
                 )
             )
+        if ev.suggested_finger or ev.printed_finger:
+            fingers = [ev.hand or "", ev.suggested_finger or "", ev.printed_finger or ""]
+            out.append((f"{p}/fingering", [t, note_id, pass_no, *fingers]))
         return out
     if isinstance(ev, Missed):
         return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
