@@ -359,6 +359,34 @@ def cmd_fingering(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hands(args: argparse.Namespace) -> int:
+    import json
+
+    from bridge.camera.detect import HandDetector
+    from bridge.camera.frames import read_frames
+    from bridge.camera.handmodel import hand_model
+
+    detector = HandDetector(hand_model(args.hand_model), tiles=args.tiles, video=not args.no_tracking)
+    out = _open_out(args.jsonl)
+    frames = hands = 0
+    try:
+        for frame in read_frames(args.inputs):
+            t_ms = None if frame.index is None or args.no_tracking else int(frame.t * 1000)
+            found = detector.detect(frame.rgb, t_ms)
+            line = {"image": frame.source, "hands": [h.to_dict() for h in found]}
+            if frame.index is not None:
+                line.update(frame=frame.index, t=round(frame.t, 4))
+            out.write(json.dumps(line) + "\n")
+            frames += 1
+            hands += len(found)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        detector.close()
+    print(f"pianobridge: {hands} hands in {frames} frames -> {args.jsonl}", file=sys.stderr)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from bridge.fingering.train import train_command
 
@@ -457,6 +485,27 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--no-substitutions", action="store_true", help="never suggest a silent finger change")
     fg.add_argument("--weights", metavar="NPZ", help="fingering weights (default: model/fingering.npz)")
     fg.set_defaults(func=cmd_fingering)
+
+    hd = sub.add_parser(
+        "hands",
+        help="hand landmarks in overhead piano images or videos (MediaPipe)",
+        description="Finds the player's hands in still images and video files and writes one JSON "
+        "line per image or frame: {image, [frame, t,] hands: [{handedness, score, landmarks: 21 x "
+        "[x_px, y_px, z]}]}. Handedness is the player's own hand. The MediaPipe hand model is "
+        "fetched from the package registry on first use and cached.",
+    )
+    hd.add_argument("inputs", nargs="+", metavar="IMAGE_OR_VIDEO")
+    hd.add_argument("--jsonl", required=True, metavar="OUT", help="output file ('-' for stdout)")
+    hd.add_argument("--hand-model", metavar="TASK", help="MediaPipe hand_landmarker .task to use instead")
+    hd.add_argument(
+        "--tiles",
+        choices=("keyboard", "grid", "none"),
+        default="keyboard",
+        help="also look at tiles over the keyboard (default), over the whole frame (slower, finds more), "
+        "or only the whole frame (stock MediaPipe)",
+    )
+    hd.add_argument("--no-tracking", action="store_true", help="treat video frames as unrelated stills")
+    hd.set_defaults(func=cmd_hands)
 
     tr = sub.add_parser(
         "train",

@@ -8,7 +8,6 @@ it comes back.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -17,23 +16,10 @@ import mido
 
 from bridge.errors import UserError
 from bridge.events import Control, Event, InputEvent, NoteOff, NoteOn, Status
+from bridge.native import quiet_stderr
 
 # rtmidi APIs to try when MIDO_BACKEND does not name one: ALSA, then a running JACK server
 APIS = ("LINUX_ALSA", "UNIX_JACK", "MACOSX_CORE", "WINDOWS_MM")
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence C libraries (libjack, alsa-lib) that print to fd 2 while we probe them."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def open_backend() -> mido.Backend:

@@ -1,0 +1,121 @@
+"""Frames from still images, video files and cameras (OpenCV), as RGB arrays."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bridge.errors import UserError
+from bridge.native import quiet_stderr
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int | None  # frame number in a video; None for a still image
+    t: float | None  # seconds: video time, or the shared monotonic clock for a camera
+    rgb: np.ndarray
+
+
+def read_frames(paths: list[str]) -> Iterator[Frame]:
+    """Every still image, and every frame of every video, in order."""
+    import cv2
+
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"no such image or video: {p}")
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            bgr = cv2.imread(str(p))
+            if bgr is None:
+                raise UserError(f"cannot read image: {p}")
+            yield Frame(path, None, None, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            continue
+        with quiet_stderr():  # FFmpeg describes a broken file at length on fd 2
+            cap = cv2.VideoCapture(str(p))
+            ok, bgr = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            raise UserError(f"cannot read video: {p}")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        k = 0
+        while ok:
+            yield Frame(path, k, k / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            ok, bgr = cap.read()
+            k += 1
+        cap.release()
+
+
+class CameraCapture:
+    """Reads a camera (index) or a video file on its own thread and hands each frame,
+    stamped with ``clock()`` (the clock MIDI events use), to ``on_frame``. A consumer
+    that is still busy with the last frame gets the newest one next: older frames are
+    dropped and counted, so the camera never falls behind the music."""
+
+    def __init__(
+        self, source: int | str, on_frame: Callable[[Frame], None], clock: Callable[[], float] = time.monotonic
+    ):
+        import cv2
+
+        with quiet_stderr():
+            self.cap = cv2.VideoCapture(source)
+        if not self.cap.isOpened():
+            raise UserError(f"cannot open camera or video: {source}")
+        self.source, self.on_frame, self.clock = str(source), on_frame, clock
+        self.dropped = 0
+        self.read = 0
+        self._latest: Frame | None = None
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._grab, name="camera-grab", daemon=True),
+            threading.Thread(target=self._deliver, name="camera-deliver", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _grab(self) -> None:
+        import cv2
+
+        while not self._stop.is_set():
+            ok, bgr = self.cap.read()
+            t = self.clock()
+            if not ok:
+                break
+            frame = Frame(self.source, self.read, t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            self.read += 1
+            with self._ready:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = frame
+                self._ready.notify()
+        self._stop.set()
+        with self._ready:
+            self._ready.notify()
+
+    def _deliver(self) -> None:
+        while True:
+            with self._ready:
+                while self._latest is None and not self._stop.is_set():
+                    self._ready.wait()
+                frame, self._latest = self._latest, None
+            if frame is None:
+                return
+            self.on_frame(frame)
+
+    def wait(self, timeout: float | None = None) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.wait(2.0)
+        self.cap.release()
