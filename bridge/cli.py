@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bridge import __version__
 from bridge.errors import UserError
-from bridge.events import json_line
+from bridge.events import NoteVerdict, json_line
 
 BUNDLED = Path(__file__).resolve().parent.parent / "scores"
 
@@ -37,6 +37,15 @@ def cmd_follow(args: argparse.Namespace) -> int:
     events = read_performance(args.performance)
     if not any(e.type == "note_on" for e in events):
         raise UserError(f"the MIDI file has no notes: {args.performance}")
+    fingers: list = []
+    if bool(args.hands) != bool(args.calibration):
+        raise UserError("--hands and --calibration go together")
+    if args.hands:
+        from bridge.camera.stream import played_fingers
+
+        fingers, offset = played_fingers(events, args.hands, args.calibration)
+        print(f"pianobridge: camera clock {1000 * offset:+.0f} ms from the MIDI clock", file=sys.stderr)
+    played = iter(fingers)
     engine = new_engine(score, not args.no_fingering)
     osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
     log = (
@@ -48,6 +57,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
     results = []
     try:
         for ev in run_engine(engine, events, realtime=args.realtime, on_input=log.log_in if log else None):
+            if fingers and isinstance(ev, NoteVerdict):
+                ev.finger = next(played, None)
             if log:
                 log.log_out(ev)
             d = ev.to_dict()
@@ -387,6 +398,42 @@ def cmd_hands(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from bridge.camera.calibrate import find_keyboard, overlay
+    from bridge.camera.frames import grab_frame
+    from bridge.keyboard import Calibration, Keyboard
+
+    rgb = grab_frame(args.source)
+    keys = None
+    if args.keys:
+        try:
+            low, high = (int(x) for x in args.keys.split("-"))
+        except ValueError:
+            raise UserError(f"--keys wants LOW-HIGH as MIDI numbers (21-108 for 88 keys), not {args.keys!r}") from None
+        keys = (low, high)
+    if args.corners:
+        try:
+            pts = np.array([float(x) for x in args.corners.split(",")]).reshape(4, 2)
+        except ValueError:
+            raise UserError(
+                "--corners wants 8 numbers: x,y of front-left, front-right, back-right, back-left"
+            ) from None
+        cal = Calibration((rgb.shape[1], rgb.shape[0]), pts, Keyboard(*(keys or (21, 108))))
+    else:
+        cal = find_keyboard(rgb, keys)
+    cal.save(args.out)
+    picture = args.overlay or str(Path(args.out).with_suffix(".png"))
+    cv2.imwrite(picture, overlay(rgb, cal))
+    print(
+        f"pianobridge: keys {cal.keyboard.low}-{cal.keyboard.high} -> {args.out}; check them on {picture}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from bridge.fingering.train import train_command
 
@@ -414,6 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--summary", action="store_true", help="print a summary table at the end")
     f.add_argument("--plot", metavar="PNG", help="save an alignment, tempo and dynamics plot")
     f.add_argument("--session", metavar="FILE", help="also log every input and output event here (see `replay`)")
+    f.add_argument(
+        "--hands",
+        metavar="STREAM.jsonl",
+        help="hand landmarks of the same performance (`pianobridge hands` on its video): adds the finger that "
+        "played each note",
+    )
+    f.add_argument(
+        "--calibration", metavar="CAL.json", help="keyboard calibration for --hands (`pianobridge calibrate`)"
+    )
     add_output_options(f)
     f.set_defaults(func=cmd_follow)
 
@@ -506,6 +562,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hd.add_argument("--no-tracking", action="store_true", help="treat video frames as unrelated stills")
     hd.set_defaults(func=cmd_hands)
+
+    cb = sub.add_parser(
+        "calibrate",
+        help="find the keyboard and its keys in an image, a video or a camera",
+        description="Finds the keyboard and every key in an overhead view (the first frame of a video, "
+        "a frame from a camera index) and writes the calibration JSON (image size, four corners, lowest "
+        "and highest key, per-key polygons) and a PNG with the keys drawn on the image to check. "
+        "--corners and --keys override what is found.",
+    )
+    cb.add_argument("source", help="image, video file, or camera index (0, 1, ...)")
+    cb.add_argument("--out", required=True, metavar="CAL.json")
+    cb.add_argument("--overlay", metavar="PNG", help="where to draw the keys (default: next to --out)")
+    cb.add_argument(
+        "--corners",
+        metavar="X,Y,...",
+        help="keyboard corners in pixels: front-left, front-right, back-right, back-left",
+    )
+    cb.add_argument("--keys", metavar="LOW-HIGH", help="lowest and highest key as MIDI numbers (e.g. 21-108)")
+    cb.set_defaults(func=cmd_calibrate)
 
     tr = sub.add_parser(
         "train",

@@ -53,6 +53,15 @@ class Position(_Serialisable):
     confidence: float
 
 
+@dataclass(frozen=True, slots=True)
+class PlayedFinger(_Serialisable):
+    """Which finger pressed a key, as the camera saw it."""
+
+    hand: str  # left | right
+    finger: int  # 1 (thumb) to 5
+    confidence: float  # 0-1
+
+
 class Event(_Serialisable):
     type: ClassVar[str]
     t: float
@@ -118,6 +127,7 @@ class NoteVerdict(Event):
     hand: str | None = None
     printed_finger: str | None = None
     suggested_finger: str | None = None  # the planned finger ("3", or "3_1" for a substitution)
+    finger: PlayedFinger | None = None  # the finger that played it (camera), when known
 
 
 @dataclass(frozen=True, slots=True)

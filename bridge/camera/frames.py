@@ -52,6 +52,21 @@ def read_frames(paths: list[str]) -> Iterator[Frame]:
         cap.release()
 
 
+def grab_frame(source: str) -> np.ndarray:
+    """One RGB frame: the image, the first frame of a video, or a frame from a camera index."""
+    import cv2
+
+    if source.isdigit():
+        with quiet_stderr():
+            cap = cv2.VideoCapture(int(source))
+            ok, bgr = cap.read() if cap.isOpened() else (False, None)
+            cap.release()
+        if not ok:
+            raise UserError(f"no camera {source}")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return next(read_frames([source])).rgb
+
+
 class CameraCapture:
     """Reads a camera (index) or a video file on its own thread and hands each frame,
     stamped with ``clock()`` (the clock MIDI events use), to ``on_frame``. A consumer

@@ -74,14 +74,21 @@ def plan(
     model: FingeringModel,
     hand_size: str = "medium",
     substitute: bool = True,
+    evidence: list[np.ndarray | None] | None = None,
 ) -> Fingering:
-    """Finger every note: printed fingers kept, the rest decoded around them."""
+    """Finger every note: printed fingers kept, the rest decoded around them.
+    ``evidence``: per note, log-likelihoods (5,) of the fingers from elsewhere (the
+    camera), added to the model's scores; None where there is none."""
     result = Fingering([()] * len(notes))
     for hand in (RIGHT, LEFT):
         idx, onset, offset, pitch = hand_arrays(notes, hand)
         if len(idx) == 0:
             continue
         unary, pair = model.potentials(note_features(onset, offset, pitch))
+        if evidence is not None:
+            for k, i in enumerate(idx):
+                if evidence[i] is not None:
+                    unary[k] = unary[k] + evidence[i]
         trans = transition_scores(pair, onset, offset, pitch, hand_size, model.info.get("stretch_weight", 1.0))
         fixed = np.array([notes[i].printed for i in idx], dtype=int)
         hp = HandPlan.decode(unary, trans, fixed)

@@ -1,0 +1,153 @@
+"""Piano keyboard geometry and its calibration onto a camera image (pure).
+
+Keyboard coordinates are millimetres on the key surface: x from the left edge of the
+lowest key, y from the front edge (player side) to the back. A calibration maps them to
+image pixels with a homography from the keyboard's four corners.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bridge.errors import UserError
+
+WHITE_W = 23.5  # mm, one white key
+WHITE_L = 150.0
+BLACK_W = 13.7
+BLACK_L = 95.0
+_BLACK = {1, 3, 6, 8, 10}
+# black key centres, in white-key widths from the C below (measured off a real keyboard)
+_BLACK_CENTRE = {1: 0.95, 3: 1.95, 6: 3.9, 8: 4.95, 10: 6.0}
+_WHITE_INDEX = {0: 0, 2: 1, 4: 2, 5: 3, 7: 4, 9: 5, 11: 6}
+
+
+def is_black(pitch: int) -> bool:
+    return pitch % 12 in _BLACK
+
+
+def white_count(low: int, high: int) -> int:
+    return sum(not is_black(p) for p in range(low, high + 1))
+
+
+def _white_ordinal(pitch: int) -> int:
+    """White keys from C-1 up to this (white) key."""
+    return 7 * (pitch // 12) + _WHITE_INDEX[pitch % 12]
+
+
+@dataclass(frozen=True)
+class Keyboard:
+    """The keys from ``low`` to ``high`` (MIDI numbers of white keys)."""
+
+    low: int = 21
+    high: int = 108
+
+    def __post_init__(self):
+        if is_black(self.low) or is_black(self.high) or self.high <= self.low:
+            raise UserError(f"a keyboard runs from a white key to a higher white key, not {self.low}-{self.high}")
+
+    @property
+    def width(self) -> float:
+        return white_count(self.low, self.high) * WHITE_W
+
+    def centre_x(self, pitch: int) -> float:
+        """Key centre along the keyboard (mm)."""
+        if not is_black(pitch):
+            return (_white_ordinal(pitch) - _white_ordinal(self.low) + 0.5) * WHITE_W
+        c = pitch - pitch % 12
+        return (_white_ordinal(c) - _white_ordinal(self.low) + _BLACK_CENTRE[pitch % 12]) * WHITE_W
+
+    def press_point(self, pitch: int) -> tuple[float, float]:
+        """Where a fingertip usually presses the key (mm): the front of a white key, the middle of a black one."""
+        return self.centre_x(pitch), (WHITE_L - 0.55 * BLACK_L) if is_black(pitch) else 0.25 * WHITE_L
+
+    def distance(self, pitch: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Distance (mm) from points to the key's top surface (0 inside)."""
+        cx = self.centre_x(pitch)
+        if is_black(pitch):
+            dx = np.maximum(np.abs(x - cx) - BLACK_W / 2, 0)
+            dy = np.maximum(np.maximum(WHITE_L - BLACK_L - y, y - WHITE_L), 0)
+            return np.hypot(dx, dy)
+        dx = np.maximum(np.abs(x - cx) - WHITE_W / 2, 0)
+        dy = np.maximum(np.maximum(-y, y - WHITE_L), 0)
+        return np.hypot(dx, dy)
+
+    def corners(self) -> np.ndarray:
+        """Front-left, front-right, back-right, back-left (mm)."""
+        return np.array([[0.0, 0.0], [self.width, 0.0], [self.width, WHITE_L], [0.0, WHITE_L]])
+
+
+@dataclass
+class Calibration:
+    """Where the keyboard is in the image: its corners (pixels, in `Keyboard.corners`
+    order) and its key range."""
+
+    image_size: tuple[int, int]
+    corners: np.ndarray  # (4, 2) pixels
+    keyboard: Keyboard
+
+    def __post_init__(self):
+        self.corners = np.asarray(self.corners, dtype=float)
+        self.to_image = homography(self.keyboard.corners(), self.corners)
+        self.to_keys = np.linalg.inv(self.to_image)
+
+    def image_points(self, xy_mm: np.ndarray) -> np.ndarray:
+        return apply(self.to_image, xy_mm)
+
+    def key_points(self, xy_px: np.ndarray) -> np.ndarray:
+        """Image pixels to keyboard mm (on the key surface)."""
+        return apply(self.to_keys, xy_px)
+
+    def key_polygons(self) -> dict[int, list[list[float]]]:
+        out = {}
+        for p in range(self.keyboard.low, self.keyboard.high + 1):
+            cx = self.keyboard.centre_x(p)
+            half, y0 = (BLACK_W / 2, WHITE_L - BLACK_L) if is_black(p) else (WHITE_W / 2, 0.0)
+            quad = np.array([[cx - half, y0], [cx + half, y0], [cx + half, WHITE_L], [cx - half, WHITE_L]])
+            out[p] = np.round(self.image_points(quad), 1).tolist()
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "image_size": list(self.image_size),
+            "corners": np.round(self.corners, 2).tolist(),
+            "corner_order": ["front_left", "front_right", "back_right", "back_left"],
+            "lowest_key": self.keyboard.low,
+            "highest_key": self.keyboard.high,
+            "keys": {str(p): poly for p, poly in self.key_polygons().items()},
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json()) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        try:
+            d = json.loads(Path(path).read_text())
+            return cls(
+                tuple(d["image_size"]), np.array(d["corners"], float), Keyboard(d["lowest_key"], d["highest_key"])
+            )
+        except FileNotFoundError:
+            raise UserError(f"calibration file not found: {path}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(f"not a keyboard calibration: {path} ({e})") from None
+
+
+def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3x3 projective map taking four points src to dst (direct linear transform)."""
+    rows = []
+    for (x, y), (u, v) in zip(src, dst):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
+    _, _, vt = np.linalg.svd(np.asarray(rows, float))
+    h = vt[-1].reshape(3, 3)
+    return h / h[2, 2]
+
+
+def apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, float)
+    q = np.c_[pts.reshape(-1, 2), np.ones(pts.size // 2)] @ h.T
+    return (q[:, :2] / q[:, 2:3]).reshape(pts.shape)
