@@ -201,7 +201,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UserError(f"the session's score is gone: {score_path}")
     if hashlib.sha256(score_path.read_bytes()).hexdigest() != session.header["score_sha256"]:
         raise UserError(f"the score changed since the session was recorded: {score_path}")
-    engine = new_engine(load_score(score_path), bool(session.header["settings"].get("fingering")))
+    settings = session.header["settings"]
+    calibration = None
+    if settings.get("calibration"):
+        from bridge.keyboard import Calibration
+
+        calibration = Calibration.load(settings["calibration"])
+    engine = new_engine(load_score(score_path), bool(settings.get("fingering")), calibration=calibration)
     replayed = [ev.to_dict() for ev in run_engine(engine, session.inputs)]
     if args.jsonl:
         with _open_out(args.jsonl) as out:
@@ -253,6 +259,9 @@ CONFIG_KEYS = {
     "session_dir",
     "view",
     "fingering",
+    "camera",
+    "calibration",
+    "hand_model",
 }
 
 
@@ -320,15 +329,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     osc = OscSender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
     session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
     fingering = bool(setting("fingering", True)) and not args.no_fingering
-    log = SessionLog(
-        session,
-        score_path,
-        {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", []), "fingering": fingering},
-    )
+    camera, cal_path = setting("camera"), setting("calibration")
+    if camera is not None and not cal_path:
+        raise UserError("--camera needs --calibration CAL.json (`pianobridge calibrate` makes one)")
+    calibration = None
+    if cal_path:
+        from bridge.keyboard import Calibration
+
+        calibration = Calibration.load(cal_path)
+        cal_path = str(Path(cal_path).resolve())
+    settings = {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", []), "fingering": fingering}
+    log = SessionLog(session, score_path, {**settings, "camera": camera, "calibration": cal_path})
     show = setting("view", sys.stdout.isatty()) and not args.no_view
     view = TerminalView(score.title) if show else None
     prefix = setting("osc_prefix", "/pianobridge")
-    bridge = LiveBridge(score, osc, prefix, log, view, fingering=fingering)
+    bridge = LiveBridge(score, osc, prefix, log, view, fingering=fingering, calibration=calibration)
     osc_in = None
     if setting("osc_in"):
         host, port = parse_target(setting("osc_in"))
@@ -338,11 +353,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"pianobridge: following {score.title!r}; session log {session}", file=sys.stderr, flush=True)
+    cam = None
     try:
         bridge.start()
         midi.start()
         if osc_in:
             osc_in.start()
+        if camera is not None:
+            from bridge.camera.live import CameraInput
+
+            cam = CameraInput(str(camera), bridge.submit, bridge.clock, setting("hand_model"))
+            cam.start()
         print("pianobridge: ready", file=sys.stderr, flush=True)
         with view or contextlib.nullcontext():
             stop.wait()
@@ -350,7 +371,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if osc_in:
             osc_in.close()
         midi.close()
+        camera_note = cam.close() if cam else None
         bridge.stop()
+    if camera_note:
+        print(f"pianobridge: {camera_note}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
     return 0
 
@@ -510,6 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen here for control commands and teacher annotations (see bridge/osc/receiver.py)",
     )
     live.add_argument("--no-view", action="store_true", help="no live terminal view")
+    live.add_argument(
+        "--camera",
+        metavar="INDEX_OR_VIDEO",
+        help="camera above the keys (index) or a video file: which finger played each note (needs --calibration)",
+    )
+    live.add_argument(
+        "--calibration", metavar="CAL.json", help="keyboard calibration for --camera (`pianobridge calibrate`)"
+    )
+    live.add_argument("--hand-model", metavar="TASK", help="MediaPipe hand_landmarker .task to use instead")
     add_output_options(live)
     live.set_defaults(func=cmd_run, osc_prefix=None)
 

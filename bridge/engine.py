@@ -12,6 +12,7 @@ from bridge.events import (
     Annotation,
     Command,
     Control,
+    HandFrame,
     InputEvent,
     Jump,
     Missed,
@@ -26,7 +27,9 @@ from bridge.events import (
     Sounded,
     Status,
 )
+from bridge.fingerid import FingerWatcher
 from bridge.follower import Follower, FollowerParams, FollowerStep
+from bridge.keyboard import Calibration
 from bridge.matcher import Matcher, MatcherParams
 from bridge.score import Score
 
@@ -51,11 +54,16 @@ class Engine:
         follower_params: FollowerParams | None = None,
         matcher_params: MatcherParams | None = None,
         suggested_fingers: list[str] | None = None,
+        calibration: Calibration | None = None,
     ):
         """``suggested_fingers``: a planned finger per score note (see
-        `bridge.fingering.suggest_for_score`), reported with each verdict."""
+        `bridge.fingering.suggest_for_score`), reported with each verdict.
+        ``calibration``: the keyboard in the camera image; with it, camera frames
+        (`HandFrame`) tell which finger played each note (`FingerSeen`)."""
         self.score = score
         self.suggested = suggested_fingers
+        self.calibration = calibration
+        self.watcher = FingerWatcher(calibration) if calibration is not None else None
         self.follower_params = follower_params or FollowerParams()
         self.matcher_params = matcher_params or MatcherParams()
         self.follower = Follower(score, self.follower_params)
@@ -96,6 +104,8 @@ class Engine:
             return [ev]
         if isinstance(ev, Command):
             return self._command(ev)
+        if isinstance(ev, HandFrame):
+            return self.watcher.add_frame(ev.t, list(ev.hands)) if self.watcher else []
         return []
 
     def _command(self, ev: Command) -> list[OutputEvent]:
@@ -133,9 +143,10 @@ class Engine:
 
     def finish(self) -> list[OutputEvent]:
         """The performance ended: report notes up to the last position never played."""
+        seen = self.watcher.finish() if self.watcher is not None else []
         if self.last_step is None:
-            return []
-        return self._missed(self.matcher.finish(self.last_step.event), self.last_t)
+            return seen
+        return seen + self._missed(self.matcher.finish(self.last_step.event), self.last_t)
 
     def _note_on(self, ev: NoteOn) -> list[OutputEvent]:
         out: list[OutputEvent] = []
@@ -169,6 +180,10 @@ class Engine:
             suggested_finger=self.suggested[about] if self.suggested and about is not None else None,
         )
         out.append(verdict)
+        if self.watcher is not None:
+            planned = verdict.printed_finger or verdict.suggested_finger
+            hand = {"left": 0, "right": 1}.get(verdict.hand or "")
+            self.watcher.note_on(ev.t, ev.pitch, verdict.match, hand, int(planned[0]) if planned else None)
         out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
         self.last_step = step

@@ -221,16 +221,40 @@ class Annotation(Event):
     note_id: str = ""
 
 
-# Status (device changes), Command and Annotation come in from outside and are logged as
-# input, so a replay reproduces them in order with everything else.
-InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation
-OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status | Annotation
+@dataclass(frozen=True, slots=True)
+class HandFrame(Event):
+    """One camera frame's hands: ``hands`` as in the landmark stream of DESIGN.md
+    (handedness, score, 21 landmarks in pixels), stamped on the bridge's clock."""
+
+    type: ClassVar[str] = "hands"
+    t: float
+    hands: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FingerSeen(Event):
+    """The camera's call on which finger played a note (sent once the frames just after
+    the onset have come in)."""
+
+    type: ClassVar[str] = "finger"
+    t: float  # the note-on
+    pitch: int
+    match: Ref | None
+    finger: PlayedFinger
+
+
+# Status (device changes), Command, Annotation and camera frames come in from outside and
+# are logged as input, so a replay reproduces them in order with everything else.
+InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation | HandFrame
+OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status | Annotation | FingerSeen
 
 __all__ = [
     "Annotation",
     "Command",
     "Control",
     "Event",
+    "FingerSeen",
+    "HandFrame",
     "InputEvent",
     "Jump",
     "Missed",
@@ -239,6 +263,7 @@ __all__ = [
     "NoteVerdict",
     "OutputEvent",
     "Pedal",
+    "PlayedFinger",
     "Position",
     "Ref",
     "Release",

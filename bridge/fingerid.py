@@ -14,7 +14,7 @@ import bisect
 
 import numpy as np
 
-from bridge.events import PlayedFinger
+from bridge.events import FingerSeen, PlayedFinger
 from bridge.keyboard import Calibration
 
 TIPS = (4, 8, 12, 16, 20)
@@ -30,17 +30,28 @@ class LandmarkStream:
 
     def __init__(self, frames: list[dict], calibration: Calibration):
         self.shift_mm = 0.0  # along the keyboard: what the calibration is off by (see `align`)
-        self.times = [float(f["t"]) for f in frames]
+        self.calibration = calibration
+        self.times: list[float] = []
         self.tips: list[dict[str, np.ndarray]] = []
         for f in frames:
-            hands = [(h.get("handedness", ""), np.asarray(h["landmarks"], float)) for h in f.get("hands", [])]
-            if len(hands) == 2:  # labels from the detector swap now and then; positions do not
-                hands.sort(key=lambda h: h[1][:, 0].mean())
-                hands = [("left", hands[0][1]), ("right", hands[1][1])]
-            self.tips.append(
-                {side: calibration.key_points(pts[list(TIPS), :2]) for side, pts in hands if side in HANDS}
-            )
-        self.calibration = calibration
+            self.append(float(f["t"]), f.get("hands", []))
+
+    def append(self, t: float, hands: list[dict]) -> None:
+        """Add a frame (frames come in time order)."""
+        seen = [(h.get("handedness", ""), np.asarray(h["landmarks"], float)) for h in hands]
+        if len(seen) == 2:  # labels from the detector swap now and then; positions do not
+            seen.sort(key=lambda h: h[1][:, 0].mean())
+            seen = [("left", seen[0][1]), ("right", seen[1][1])]
+        self.times.append(t)
+        self.tips.append(
+            {side: self.calibration.key_points(pts[list(TIPS), :2]) for side, pts in seen if side in HANDS}
+        )
+
+    def forget_before(self, t: float) -> None:
+        k = bisect.bisect_left(self.times, t)
+        if k > 256:  # trim in batches: cheap, and bisect keeps working on what is left
+            del self.times[:k]
+            del self.tips[:k]
 
     def near(self, t: float, span: float) -> range:
         return range(bisect.bisect_left(self.times, t - span), bisect.bisect_right(self.times, t + span))
@@ -160,3 +171,46 @@ def attribute(
             conf = float(p[1 - h, f[0] - 1] / p.sum())
         calls.append(PlayedFinger("left" if h else "right", f[0], round(conf, 3)))
     return calls
+
+
+PLAN_BONUS = 1.5  # log-score for the finger the fingering model planned for the note
+
+
+class FingerWatcher:
+    """Live: which finger played each note, from camera frames as they arrive (the
+    engine's side of `attribute`). A note is decided once frames up to WINDOW_S after
+    its onset are in, from the camera and the planned finger."""
+
+    def __init__(self, calibration: Calibration, offset_s: float = 0.0):
+        self.stream = LandmarkStream([], calibration)
+        self.offset_s = offset_s
+        self.pending: list[tuple[float, int, object, int | None, int | None]] = []
+
+    def note_on(self, t: float, pitch: int, match, hand: int | None = None, planned: int | None = None) -> None:
+        """``hand`` (0 left, 1 right: `HANDS` order) and ``planned`` finger come from the score."""
+        self.pending.append((t, pitch, match, hand, planned))
+
+    def add_frame(self, t: float, hands: list[dict]) -> list[FingerSeen]:
+        self.stream.append(t, hands)
+        self.stream.forget_before(t - 2.0)
+        return self._decide(lambda onset: t >= onset + self.offset_s + WINDOW_S)
+
+    def finish(self) -> list[FingerSeen]:
+        return self._decide(lambda onset: True)
+
+    def _decide(self, ready) -> list[FingerSeen]:
+        out, waiting = [], []
+        for item in self.pending:
+            t, pitch, match, hand, planned = item
+            if not ready(t):
+                waiting.append(item)
+                continue
+            scores = evidence(self.stream, t + self.offset_s, pitch)
+            if scores is None:
+                continue
+            if hand is not None and planned:
+                scores = scores.copy()
+                scores[hand, planned - 1] += PLAN_BONUS
+            out.append(FingerSeen(t, pitch, match, call(scores)))
+        self.pending = waiting
+        return out

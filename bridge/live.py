@@ -31,8 +31,9 @@ class LiveBridge:
         view: Callable[[OutputEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         fingering: bool = True,
+        calibration=None,
     ):
-        self.engine = new_engine(score, fingering)
+        self.engine = new_engine(score, fingering, calibration=calibration)
         self.osc, self.osc_prefix, self.log, self.view = osc, osc_prefix, log, view
         self._clock = clock
         self.t0 = clock()

@@ -11,17 +11,18 @@ from bridge.events import Command, InputEvent, NoteVerdict, OutputEvent, Status
 from bridge.score import Score
 
 
-def new_engine(score: Score, fingering: bool = True, like: Engine | None = None) -> Engine:
+def new_engine(score: Score, fingering: bool = True, like: Engine | None = None, calibration=None) -> Engine:
     """An engine for ``score``, with planned fingers on its verdicts when ``fingering``
-    (and the weights are installed), and the parameters of ``like``."""
+    (and the weights are installed), the camera's keyboard ``calibration`` (or that of
+    ``like``), and the parameters of ``like``."""
     suggested = None
     if fingering:
         from bridge.fingering.files import score_suggestions
 
         suggested = score_suggestions(score)
     if like is None:
-        return Engine(score, suggested_fingers=suggested)
-    return Engine(score, like.follower_params, like.matcher_params, suggested)
+        return Engine(score, suggested_fingers=suggested, calibration=calibration)
+    return Engine(score, like.follower_params, like.matcher_params, suggested, calibration or like.calibration)
 
 
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:

@@ -20,9 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
-from bridge.events import Annotation, Command, Control, InputEvent, NoteOff, NoteOn, OutputEvent, Status, json_line
+from bridge.events import (
+    Annotation,
+    Command,
+    Control,
+    HandFrame,
+    InputEvent,
+    NoteOff,
+    NoteOn,
+    OutputEvent,
+    Status,
+    json_line,
+)
 
-INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation)}
+INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation, HandFrame)}
 VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
 
 

@@ -176,3 +176,31 @@ def test_follow_with_hands_and_calibration(tmp_path):
     assert "camera clock" in p.stderr  # the offset found (slow music times it loosely: see test_align_...)
     bad = cli("follow", bundled("scale_study"), midi, "--jsonl", out, "--hands", stream)
     assert bad.returncode == 2 and "go together" in bad.stderr
+
+
+def test_engine_calls_fingers_live_from_camera_frames():
+    """The live path: HandFrame events interleaved with notes, in time order, through the
+    engine (as the live bridge and a session replay feed it)."""
+    from bridge.engine import Engine
+    from bridge.events import FingerSeen, HandFrame, NoteOff, NoteOn
+    from bridge.musicxml import load_score
+
+    score = load_score(bundled("scale_study"))
+    played = _notes()
+    camera = Camera()
+    frames = render(played, camera, Noise(jitter_px=3.0, miss=0.05), seed=4)
+    events = [HandFrame(f["t"], tuple(f["hands"])) for f in frames]
+    events += [NoteOn(n.onset, n.pitch, 70) for n in played] + [NoteOff(n.offset, n.pitch) for n in played]
+    events.sort(key=lambda e: (e.t, not isinstance(e, HandFrame)))
+
+    def run():
+        engine = Engine(score, calibration=camera.calibration())
+        out = [o for e in events for o in engine.feed(e)] + engine.finish()
+        return [o for o in out if isinstance(o, FingerSeen)]
+
+    seen = run()
+    assert len(seen) == len(played)
+    truth = {(round(n.onset, 4), n.pitch): (n.hand, n.finger) for n in played}
+    right = np.mean([(s.finger.hand, s.finger.finger) == truth[(round(s.t, 4), s.pitch)] for s in seen])
+    assert right >= 0.9
+    assert [s.to_dict() for s in run()] == [s.to_dict() for s in seen]  # replays identically

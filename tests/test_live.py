@@ -149,3 +149,62 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
         [sys.executable, "-m", "bridge.cli", "replay", str(session)], capture_output=True, text=True, cwd=ROOT
     )
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("camera", ["video", "broken"])
+def test_live_camera(jack, tmp_path, camera):
+    """A camera (a video file standing in) runs beside MIDI: its frames are searched on
+    their own threads and logged, and the session replays; a camera that cannot be read
+    is reported and the bridge follows from MIDI alone."""
+    import cv2
+    import numpy as np
+
+    from bridge.handsim import Camera
+
+    Camera().calibration().save(tmp_path / "cal.json")
+    video = tmp_path / "cam.avi"
+    if camera == "video":
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 180))
+        for k in range(90):
+            writer.write(np.full((180, 320, 3), 40 + k, np.uint8))
+        writer.release()
+    else:
+        video.write_bytes(b"not a video")
+    receiver = Receiver()
+    keyboard = mido.open_output("pb-cam-keys", virtual=True)
+    session = tmp_path / "cam.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "run", "--score", str(bundled("minuet")), "--midi-in", "pb-cam-keys",
+         "--osc", f"127.0.0.1:{receiver.port}", "--session", str(session), "--no-view",
+         "--camera", str(video), "--calibration", str(tmp_path / "cal.json")],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: "device_connected" in statuses(receiver), 20) is not None, "bridge did not start"
+        time.sleep(0.5)
+        msgs = messages("minuet")[:120]
+        play(keyboard, msgs)
+        n = sum(1 for _, m in msgs if m.type == "note_on" and m.velocity)
+        notes = lambda: [args for a, args in receiver.got if a.endswith("/note")]  # noqa: E731
+        assert wait_until(lambda: len(notes()) >= n, 5) is not None
+        assert sum(a[3] == "correct" for a in notes()) >= 0.95 * n
+        if camera == "broken":
+            assert "camera_lost" in statuses(receiver)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        keyboard.close()
+        receiver.close()
+    s = read_session(session)
+    frames = sum(1 for e in s.inputs if e.type == "hands")
+    if camera == "video":
+        assert "frames searched" in err and frames > 0
+        r = subprocess.run(
+            [sys.executable, "-m", "bridge.cli", "replay", str(session)], capture_output=True, text=True, cwd=ROOT
+        )
+        assert r.returncode == 0, r.stderr
+    else:
+        assert "camera off" in err and frames == 0

@@ -16,7 +16,19 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.errors import UserError
-from bridge.events import Jump, Missed, NoteVerdict, Pedal, Position, Ref, Release, Sounded, Status
+from bridge.events import (
+    FingerSeen,
+    Jump,
+    Missed,
+    NoteVerdict,
+    Pedal,
+    PlayedFinger,
+    Position,
+    Ref,
+    Release,
+    Sounded,
+    Status,
+)
 from bridge.osc import OscSender, parse_target, to_messages
 
 ALL_SCHEMAS = {p.stem: json.loads(p.read_text()) for p in (ROOT / "osc_schemas").glob("*.json")}
@@ -65,7 +77,9 @@ def receiver():
 
 
 def test_schema_examples_are_valid():
-    assert set(SCHEMAS) >= {"note", "position", "timing", "dynamics", "missed", "jump", "pedal", "status", "annotation"}
+    assert set(SCHEMAS) >= {
+        "note", "position", "timing", "dynamics", "missed", "jump", "pedal", "status", "annotation", "fingering", "finger"
+    }  # fmt: skip
     for name, schema in ALL_SCHEMAS.items():
         jsonschema.Draft202012Validator.check_schema(schema)
         for example in schema["examples"]:
@@ -93,11 +107,12 @@ def test_every_event_type_maps_to_valid_messages():
         Release(1.6, 60, 0.6, Ref("n5", 1)),
         Sounded(1.7, 60, 0.7, None),
         Status(1.8, "score_loaded", "Chorale"),
+        FingerSeen(1.9, 64, Ref("n9", 1), PlayedFinger("right", 3, 0.91)),
     ]
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
     assert families == [
         "note", "position", "timing", "dynamics", "note", "position", "fingering",
-        "note", "position", "note", "position", "missed", "jump", "pedal", "release", "sounded", "status",
+        "note", "position", "note", "position", "missed", "jump", "pedal", "release", "sounded", "status", "finger",
     ]  # fmt: skip
     (_, wrong), _ = to_messages(events[2])
     assert wrong[4:6] == ["n6", 2]  # a wrong note names the note it replaced

@@ -74,7 +74,11 @@ class CameraCapture:
     dropped and counted, so the camera never falls behind the music."""
 
     def __init__(
-        self, source: int | str, on_frame: Callable[[Frame], None], clock: Callable[[], float] = time.monotonic
+        self,
+        source: int | str,
+        on_frame: Callable[[Frame], None],
+        clock: Callable[[], float] = time.monotonic,
+        on_end: Callable[[], None] | None = None,
     ):
         import cv2
 
@@ -82,12 +86,13 @@ class CameraCapture:
             self.cap = cv2.VideoCapture(source)
         if not self.cap.isOpened():
             raise UserError(f"cannot open camera or video: {source}")
-        self.source, self.on_frame, self.clock = str(source), on_frame, clock
+        self.source, self.on_frame, self.clock, self.on_end = str(source), on_frame, clock, on_end
         self.dropped = 0
         self.read = 0
         self._latest: Frame | None = None
         self._ready = threading.Condition()
         self._stop = threading.Event()
+        self._closing = False
         self.threads = [
             threading.Thread(target=self._grab, name="camera-grab", daemon=True),
             threading.Thread(target=self._deliver, name="camera-deliver", daemon=True),
@@ -123,6 +128,8 @@ class CameraCapture:
                     self._ready.wait()
                 frame, self._latest = self._latest, None
             if frame is None:
+                if self.on_end is not None and not self._closing:  # the camera (or the file) stopped
+                    self.on_end()
                 return
             self.on_frame(frame)
 
@@ -131,6 +138,7 @@ class CameraCapture:
             t.join(timeout)
 
     def close(self) -> None:
+        self._closing = True
         self._stop.set()
         self.wait(2.0)
         self.cap.release()

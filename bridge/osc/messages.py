@@ -7,7 +7,18 @@ where they exist (a note without a timing verdict sends no ``/timing``).
 
 from __future__ import annotations
 
-from bridge.events import Annotation, Jump, Missed, NoteVerdict, OutputEvent, Pedal, Release, Sounded, Status
+from bridge.events import (
+    Annotation,
+    FingerSeen,
+    Jump,
+    Missed,
+    NoteVerdict,
+    OutputEvent,
+    Pedal,
+    Release,
+    Sounded,
+    Status,
+)
 
 DEFAULT_PREFIX = "/pianobridge"
 
@@ -54,6 +65,10 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
             fingers = [ev.hand or "", ev.suggested_finger or "", ev.printed_finger or ""]
             out.append((f"{p}/fingering", [t, note_id, pass_no, *fingers]))
         return out
+    if isinstance(ev, FingerSeen):
+        note_id, pass_no = _ref(ev.match)
+        f = ev.finger
+        return [(f"{p}/finger", [t, note_id, pass_no, ev.pitch, f.hand, f.finger, float(f.confidence)])]
     if isinstance(ev, Missed):
         return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
     if isinstance(ev, Jump):
