@@ -57,12 +57,14 @@ class Camera:
         self.focal *= 0.94 * self.size[0] / span
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
-        """(n, 3) mm -> (n, 3): x, y pixels and depth relative to the camera distance."""
+        """(n, 3) mm -> (n, 3): x, y pixels, and depth as MediaPipe gives it: relative to
+        the first point (the wrist), larger = farther, in units of the image width."""
         p = np.asarray(xyz, float) - self.position
         depth = p @ self.forward
         u = self.size[0] / 2 + self.focal * (p @ self.right) / depth
         v = self.size[1] / 2 - self.focal * (p @ self.up) / depth
-        return np.c_[u, v, depth / np.linalg.norm(self.position) - 1.0]
+        z = (depth - depth[0]) * self.focal / (depth[0] * self.size[0])
+        return np.c_[u, v, z]
 
     def calibration(self) -> Calibration:
         corners = self.project(np.c_[self.keyboard.corners(), np.zeros(4)])[:, :2]
@@ -201,8 +203,14 @@ def render(
             for tip in (4, 8, 12, 16, 20):
                 if rng.random() < noise.occlude:  # the tip is hidden: the detector guesses near the DIP joint
                     pts[tip, :2] = pts[tip - 1, :2] + rng.normal(0, 6.0, 2)
-            pts[:, :2] += rng.normal(0, noise.jitter_px, (21, 2)) if noise.jitter_px else 0.0
-            out.append({"handedness": side, "score": 0.95, "landmarks": np.round(pts, 2).tolist()})
+                    pts[tip, 2] = pts[tip - 1, 2]
+            if noise.jitter_px:
+                pts[:, :2] += rng.normal(0, noise.jitter_px, (21, 2))
+                # depth is the detector's weakest output: twice the jitter, in image widths
+                pts[:, 2] += rng.normal(0, 2 * noise.jitter_px / camera.size[0], 21)
+            pts[:, :2] = np.round(pts[:, :2], 2)
+            pts[:, 2] = np.round(pts[:, 2], 5)
+            out.append({"handedness": side, "score": 0.95, "landmarks": pts.tolist()})
         if len(out) == 2 and rng.random() < noise.swap:
             out[0]["handedness"], out[1]["handedness"] = out[1]["handedness"], out[0]["handedness"]
         frames.append({"t": round(t + noise.clock_offset_s, 4), "hands": out})

@@ -19,7 +19,7 @@ from bridge.keyboard import BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, wh
 
 # common keyboards: (lowest, highest) MIDI key
 SIZES = [(21, 108), (28, 103), (36, 96), (36, 84), (48, 72)]
-_GROUP_OFFSET = 0.95  # C# centre from the C key's left edge, in white keys
+_BLACK_CENTRES = (0.95, 1.95, 3.9, 4.95, 6.0)  # C#, D#, F#, G#, A# from the C key's left edge, in white keys
 
 
 def black_keys(gray: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
@@ -56,19 +56,9 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
     xs = black_keys(gray, rows)
     if len(xs) < 5:
         raise UserError("no keyboard found in the image (too few black keys); give --corners and --keys")
-    gaps = np.diff(xs)
-    unit = np.median(gaps[gaps < 1.5 * np.median(gaps)])  # one white key (the short gap)
-    long = gaps > 1.5 * unit
-    # a group of two: a short gap with long gaps (or the edge) on both sides
-    pairs = [
-        i for i in range(len(gaps)) if not long[i] and (i == 0 or long[i - 1]) and (i == len(gaps) - 1 or long[i + 1])
-    ]
-    triples = [i for i in range(len(gaps) - 1) if not long[i] and not long[i + 1]]
-    if not pairs or not triples:
+    white, c_left = _key_grid(xs)
+    if white is None:
         raise UserError("the black keys do not show the 2-3 pattern of a keyboard; give --corners and --keys")
-    octave = np.median(np.diff(xs[pairs])) if len(pairs) > 1 else 7 * unit
-    white = octave / 7
-    c_left = xs[pairs[0]] - _GROUP_OFFSET * white  # left edge of a C key
     # the keyboard's ends: the outermost columns of the band that are mostly key surface
     player_below = _player_below(gray, rows)
     top, bottom = rows
@@ -86,11 +76,12 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
             octaves = max(1, round(n_white / 7))
             keys = (60 - 12 * (octaves // 2), 60 - 12 * (octaves // 2) + 12 * octaves)
     keyboard = Keyboard(*keys)
-    # slide the keyboard so that one of its Cs lies on the C found, ends as near the seen ends as can be
+    # slide the keyboard by whole octaves so that its Cs lie on the Cs found and its ends
+    # come as near the seen ends as can be
     span = white_count(*keys) * white
-    lefts = [
-        c_left - (keyboard.centre_x(c) / WHITE_W - 0.5) * white for c in range(keys[0], keys[1] + 1) if c % 12 == 0
-    ]
+    first_c = next(c for c in range(keys[0], keys[1] + 1) if c % 12 == 0)
+    c_edge = (keyboard.centre_x(first_c) / WHITE_W - 0.5) * white  # keyboard's left edge to that C
+    lefts = [c_left + 7 * k * white - c_edge for k in range(-12, 13)]
     left = min(lefts, key=lambda x0: abs(x0 - x_left) + abs(x0 + span - x_right))
     to_px = _fit_along(keyboard, xs, left, white)
     mid = (top + bottom) / 2
@@ -106,6 +97,29 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
         corners.append([to_px(x_mm), front if y_mm == 0 else back])
     corners = np.array(corners)
     return Calibration((w, h), corners, keyboard)
+
+
+def _key_grid(xs: np.ndarray) -> tuple[float | None, float]:
+    """White-key width and the left edge of a C key (px) that put the most black keys
+    found on the keyboard's pattern (C#, D#, F#, G#, A# at 0.95, 1.95, 3.9, 4.95 and 6.0
+    white keys from C). A search rather than reading gaps: hands hide black keys."""
+    gaps = np.diff(xs)
+    base = np.median(gaps[gaps < 1.5 * np.median(gaps)])
+    pattern = np.array(sorted(_BLACK_CENTRES))
+    best, best_score = (None, 0.0), 0.0
+    for white in np.linspace(0.75 * base, 1.25 * base, 101):
+        # where each black key falls inside its octave, in white keys from a C
+        phase = (xs / white) % 7.0
+        for shift in np.arange(0.0, 7.0, 0.05):
+            d = (phase[:, None] - shift - pattern[None, :]) % 7.0
+            d = np.minimum(d, 7.0 - d)
+            score = float((d.min(1) < 0.2).sum()) - 0.5 * float(d.min(1).mean())
+            if score > best_score:
+                best, best_score = (white, shift * white), score
+    white, c_left = best
+    if white is None or best_score < max(5.0, 0.7 * len(xs)):
+        return None, 0.0
+    return white, c_left
 
 
 def _fit_along(keyboard: Keyboard, xs: np.ndarray, left: float, white: float):
