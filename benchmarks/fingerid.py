@@ -3,7 +3,8 @@
 For PIG pieces 031-150 (real notes with real fingers), renders two-hand landmark
 streams (bridge/handsim.py) at increasing noise strength, then calls (hand, finger) for
 every note three ways: the camera alone, the camera with the fingering model
-(`bridge.fingerid.attribute`), and the camera ignored (hands inferred from MIDI, the
+(`bridge.fingerid.attribute`), the live path (`FingerWatcher`: frames as they come, camera
+evidence only), and the camera ignored (hands inferred from MIDI, the
 fingering model's plan). Writes the table and a plot into docs/camera.md.
 
     python benchmarks/fingerid.py --pig PATH/TO/PianoFingeringDataset_v1.2 [--pieces 20]
@@ -23,7 +24,7 @@ import numpy as np
 from follow import machine
 from rich.progress import track
 
-from bridge.fingerid import LandmarkStream, align, attribute, call, evidence
+from bridge.fingerid import FingerWatcher, LandmarkStream, align, attribute, call, evidence
 from bridge.fingering import KeyNote, plan
 from bridge.fingering.hands import infer_hands
 from bridge.fingering.network import FingeringModel, weights_path
@@ -44,7 +45,9 @@ def piece_scores(path: Path, level: float, model, hands_model, seed: int) -> dic
     played = [PlayedNote(n.onset, n.offset, n.pitch, t[0], t[1]) for n, t in zip(pig, truth)]
     camera = Camera()
     noise = Noise.level(level)
-    stream = LandmarkStream(render(played, camera, noise, seed=seed), noisy_calibration(camera, noise, seed))
+    frames = render(played, camera, noise, seed=seed)
+    calibration = noisy_calibration(camera, noise, seed)
+    stream = LandmarkStream(frames, calibration)
     offset = align(stream, [(n.onset, n.offset, n.pitch) for n in pig])
     # MIDI alone: hands from the hand-separation model, fingers from the fingering model
     on = np.array([n.onset for n in pig])
@@ -59,13 +62,34 @@ def piece_scores(path: Path, level: float, model, hands_model, seed: int) -> dic
         c = call(ev) if ev is not None else None
         alone.append((c.hand, c.finger) if c else None)
     fused = [(c.hand, c.finger) for c in attribute(keys, stream, model, offset)]
+    live = live_calls(frames, calibration, stream.shift_mm, offset, keys)
     n = len(truth)
     return {
         "camera alone": (sum(a == t for a, t in zip(alone, truth)), n),
         "camera + fingering model": (sum(a == t for a, t in zip(fused, truth)), n),
+        "live (FingerWatcher)": (sum(live.get(k) == t for k, t in enumerate(truth)), n),
         "camera ignored": (sum(a == t for a, t in zip(prior, truth)), n),
         "offset error ms": (round(abs(offset - noise.clock_offset_s) * 1000), 1),
     }
+
+
+def live_calls(frames, calibration, shift_mm, offset, keys) -> dict[int, tuple[str, int]]:
+    """The live path: frames and note-ons in arrival order through the engine's
+    FingerWatcher (offset and shift as found once)."""
+    watcher = FingerWatcher(calibration, offset)
+    watcher.stream.shift_mm = shift_mm
+    arrivals = [(f["t"], 1, f) for f in frames] + [(k.onset + offset, 0, i) for i, k in enumerate(keys)]
+    calls: dict[int, tuple[str, int]] = {}
+    index = {}
+    for _, kind, item in sorted(arrivals, key=lambda a: (a[0], a[1])):
+        if kind == 0:
+            k = keys[item]
+            index[(round(k.onset, 6), k.pitch)] = item
+            watcher.note_on(k.onset, k.pitch, None)
+        else:
+            for seen in watcher.add_frame(item["t"], item["hands"]):
+                calls[index[(round(seen.t, 6), seen.pitch)]] = (seen.finger.hand, seen.finger.finger)
+    return calls
 
 
 def main() -> int:
@@ -87,7 +111,7 @@ def main() -> int:
             for name, (hit, n) in piece_scores(path, level, model, hands_model, seed=k).items():
                 agg.setdefault(name, []).append(hit / n)
         table[level] = agg
-    rows = ["camera alone", "camera + fingering model", "camera ignored"]
+    rows = ["camera alone", "camera + fingering model", "live (FingerWatcher)", "camera ignored"]
     noise_desc = {lv: Noise.level(lv) for lv in LEVELS}
     lines = [
         f"`python benchmarks/fingerid.py --pig ... --pieces {len(chosen)}` ({dt.date.today()}; {machine()}): "

@@ -119,6 +119,7 @@ class Engine:
             self.follower = Follower(self.score, self.follower_params)
             self.matcher = Matcher(self.score, self.matcher_params)
             self.last_step = None
+            self.lost = False  # a fresh start: a later loss of confidence is news again
             return [Status(ev.t, "reset", "")]
         if ev.command == "jump":
             target = next(
@@ -181,9 +182,7 @@ class Engine:
         )
         out.append(verdict)
         if self.watcher is not None:
-            planned = verdict.printed_finger or verdict.suggested_finger
-            hand = {"left": 0, "right": 1}.get(verdict.hand or "")
-            self.watcher.note_on(ev.t, ev.pitch, verdict.match, hand, int(planned[0]) if planned else None)
+            self.watcher.note_on(ev.t, ev.pitch, verdict.match)
         out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
         self.last_step = step

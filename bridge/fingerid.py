@@ -173,22 +173,19 @@ def attribute(
     return calls
 
 
-PLAN_BONUS = 1.5  # log-score for the finger the fingering model planned for the note
-
-
 class FingerWatcher:
     """Live: which finger played each note, from camera frames as they arrive (the
-    engine's side of `attribute`). A note is decided once frames up to WINDOW_S after
-    its onset are in, from the camera and the planned finger."""
+    engine's side of `attribute`, camera evidence only: a fixed bonus for the planned
+    finger made it worse on the synthetic benchmark). A note is decided once frames up to
+    WINDOW_S after its onset are in."""
 
     def __init__(self, calibration: Calibration, offset_s: float = 0.0):
         self.stream = LandmarkStream([], calibration)
         self.offset_s = offset_s
-        self.pending: list[tuple[float, int, object, int | None, int | None]] = []
+        self.pending: list[tuple[float, int, object]] = []
 
-    def note_on(self, t: float, pitch: int, match, hand: int | None = None, planned: int | None = None) -> None:
-        """``hand`` (0 left, 1 right: `HANDS` order) and ``planned`` finger come from the score."""
-        self.pending.append((t, pitch, match, hand, planned))
+    def note_on(self, t: float, pitch: int, match) -> None:
+        self.pending.append((t, pitch, match))
 
     def add_frame(self, t: float, hands: list[dict]) -> list[FingerSeen]:
         self.stream.append(t, hands)
@@ -201,16 +198,12 @@ class FingerWatcher:
     def _decide(self, ready) -> list[FingerSeen]:
         out, waiting = [], []
         for item in self.pending:
-            t, pitch, match, hand, planned = item
+            t, pitch, match = item
             if not ready(t):
                 waiting.append(item)
                 continue
             scores = evidence(self.stream, t + self.offset_s, pitch)
-            if scores is None:
-                continue
-            if hand is not None and planned:
-                scores = scores.copy()
-                scores[hand, planned - 1] += PLAN_BONUS
-            out.append(FingerSeen(t, pitch, match, call(scores)))
+            if scores is not None:
+                out.append(FingerSeen(t, pitch, match, call(scores)))
         self.pending = waiting
         return out

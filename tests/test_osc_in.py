@@ -60,6 +60,23 @@ def test_commands_drive_the_engine():
     assert engine.feed(note) == [note]
 
 
+def test_reset_starts_afresh_after_the_follower_was_lost():
+    """Keys the score never uses until confidence drops, reset, the same again: the drop
+    is reported again, and nothing claims the follower "recovered" in between (the
+    engine does not carry its "lost" state across a reset)."""
+    engine = Engine(load_score(bundled("minuet")))
+
+    def nonsense(t0):
+        out = []
+        for k in range(40):
+            out += engine.feed(NoteOn(t0 + 0.2 * k, 22 + k % 3, 64))
+        return [o.state for o in out if isinstance(o, Status)]
+
+    assert "confidence_low" in nonsense(0.0)
+    assert engine.feed(Command(10.0, "reset"))[0].state == "reset"
+    assert nonsense(11.0) == ["confidence_low"]
+
+
 def test_load_command_swaps_the_score(tmp_path):
     engine = Engine(load_score(bundled("chorale")))
     engine, out = apply(engine, Command(1.0, "load", path=str(bundled("nocturne"))))
