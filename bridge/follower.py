@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from bridge.score import Score, plays_figure
 
@@ -119,7 +120,15 @@ class _Model:
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
         )
-        self.cum_skip = np.concatenate([[0.0], np.cumsum(log_skip)])
+        cum = np.concatenate([[0.0], np.cumsum(log_skip)])
+        # advance[j, i]: what moving onto event j from event j - (D - i) pays for the events
+        # skipped in between (D = max_advance), laid out to multiply a sliding window of
+        # the belief; 0 where the source would lie before the score
+        D = p.max_advance
+        self.advance = np.zeros((n, D))
+        for d in range(1, D + 1):
+            j = np.arange(d, n)
+            self.advance[j, D - d] = np.exp(cum[j] - cum[j - d + 1])
         bar = np.array([e.bar_start for e in ev], dtype=bool)
         self.bar_weight = np.where(bar, 5.0, 1.0)
         self.bar_weight[0] = 5.0
@@ -167,16 +176,15 @@ class _Tracker:
             new = a * em
         else:
             # move: advance d events, paying for each skipped event, or step back
-            move = np.zeros(hi - lo)
-            dt = t - self.entry_t
-            ref_q = self.m.tq[self.pos]
-            for d in range(1, min(p.max_advance, hi - lo - 1) + 1):
-                w = np.exp(m.cum_skip[lo + d : hi] - m.cum_skip[lo + 1 : hi - d + 1])
-                if sigma is not None:
-                    expected = np.maximum(m.tq[lo + d : hi] - ref_q, 0.0) * spq
-                    r = np.log((dt + 0.04) / (expected + 0.04))
-                    w *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
-                move[d:] += a[:-d] * w
+            D = p.max_advance
+            window = sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D)
+            move = np.einsum("ki,ki->k", window, m.advance[lo:hi])
+            if sigma is not None:
+                # timing: the time since entering the current event against each target's
+                # distance from it in the score at the running tempo
+                expected = np.maximum(m.tq[lo:hi] - m.tq[self.pos], 0.0) * spq
+                r = np.log((t - self.entry_t + 0.04) / (expected + 0.04))
+                move *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
             for d, pb in enumerate(p.p_back, start=1):
                 if hi - lo > d:
                     move[:-d] += a[d:] * pb
@@ -273,12 +281,16 @@ class Follower:
         """Fold in one note-on (MIDI pitch, time in seconds)."""
         p = self.p
         first = self.last_t is None
-        paused = first or (t - self.last_t) >= max(p.pause_s, p.pause_quarters * self.spq)
+        gap = math.inf if first else t - self.last_t
+        paused = gap >= max(p.pause_s, p.pause_quarters * self.spq)
         self.last_t = t
+        if gap >= p.pause_s:
+            # in slow music a restart need not look like a pause: notes before a gap of a
+            # second are not replayed into a later search
+            self.history = []
         sigma = None if paused else p.timing_sigma
 
         if paused and not first:
-            self.entries = []
             self._wake_relocaliser(replay=(), mix=p.reloc_mix_pause)
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos

@@ -72,18 +72,29 @@ class LiveBridge:
             ev = self.queue.get()
             if ev is None:
                 return
-            if self.log:
-                self.log.log_in(ev)
-            self.engine, outs = apply(self.engine, ev)
+            outs: list[OutputEvent] = []
+            try:
+                self.engine, outs = apply(self.engine, ev)
+                self._send(outs)  # before any logging: the player is waiting for these
+            finally:
+                if self.log:  # logged even when the engine fails on it
+                    self.log.log_in(ev)
             self.counts["in"] += 1
-            for out in outs:
-                self._emit(out)
+            self._record(outs)
 
     def _emit(self, out: OutputEvent) -> None:
-        self.counts["out"] += 1
+        self._send([out])
+        self._record([out])
+
+    def _send(self, outs: list[OutputEvent]) -> None:
         if self.osc:
-            self.osc.send(to_messages(out, self.osc_prefix))  # first: it is what the player waits for
-        if self.log:
-            self.log.log_out(out)
-        if self.view:
-            self.view(out)
+            for out in outs:
+                self.osc.send(to_messages(out, self.osc_prefix))
+
+    def _record(self, outs: list[OutputEvent]) -> None:
+        for out in outs:
+            self.counts["out"] += 1
+            if self.log:
+                self.log.log_out(out)
+            if self.view:
+                self.view(out)

@@ -3,7 +3,8 @@
 One JSON object per line: a header (``"type":"session"``: score path and hash, start time,
 settings), then each event with ``"dir": "in"`` or ``"out"``. Each line goes to the OS in
 one write and is flushed at once, so a killed bridge loses at most the event in flight;
-``fsync`` runs every ``sync_every_s`` so a power cut loses at most that much.
+a thread of its own runs ``fsync`` every ``sync_every_s`` (a disk flush can take
+milliseconds, which the player must not wait for), so a power cut loses at most that much.
 ``replay`` feeds the logged inputs through a fresh engine and checks that the logged
 outputs come out again, identically.
 """
@@ -14,7 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,8 @@ class SessionLog:
         except OSError as e:
             raise UserError(f"cannot write session log {self.path}: {e.strerror}") from None
         self.sync_every_s = sync_every_s
-        self.last_sync = time.monotonic()
+        self.closed = threading.Event()
+        self.syncer = threading.Thread(target=self._sync, name="session-fsync", daemon=True)
         score_bytes = Path(score_path).read_bytes()
         self._write(
             {
@@ -70,14 +72,15 @@ class SessionLog:
                 "settings": settings or {},
             }
         )
+        self.syncer.start()
 
     def _write(self, obj: dict) -> None:
         # one os.write per line: a kill between writes never leaves half a line
         os.write(self.fd, json_line(obj).encode())
-        now = time.monotonic()
-        if now - self.last_sync >= self.sync_every_s:
+
+    def _sync(self) -> None:
+        while not self.closed.wait(self.sync_every_s):
             os.fsync(self.fd)
-            self.last_sync = now
 
     def log_in(self, ev: InputEvent) -> None:
         self._write({"dir": "in", **ev.to_dict()})
@@ -86,6 +89,8 @@ class SessionLog:
         self._write({"dir": "out", **ev.to_dict()})
 
     def close(self) -> None:
+        self.closed.set()
+        self.syncer.join()
         if self.fd >= 0:
             os.fsync(self.fd)
             os.close(self.fd)

@@ -87,6 +87,18 @@ def test_tempo_and_confidence_are_always_there():
     assert 70 < sorted(late)[len(late) // 2] < 95
 
 
+@pytest.mark.parametrize("name", ["chorale", "minuet"])
+def test_tempo_follows_slow_practice(name):
+    """At half the marked tempo every gap between notes looks like a pause by the mark:
+    the tempo must still come down to what is played."""
+    score = load_score(bundled(name))
+    marked = next(n.tempo_qpm for n in score.notes if n.tempo_qpm)
+    played = simulate.render(score, seed=2, bpm=marked / 2, rubato=0.0)
+    f = Follower(score)
+    late = [60.0 / f.observe(p.pitch, p.t).sec_per_quarter for p in played][len(played) // 2 :]
+    assert 0.35 * marked < sorted(late)[len(late) // 2] < 0.6 * marked
+
+
 def test_cost_per_note_is_bounded_by_the_band():
     score = load_score(bundled("sonatina"))
     f = Follower(score)
@@ -94,3 +106,16 @@ def test_cost_per_note_is_bounded_by_the_band():
     for pl in simulate.render(score, seed=4)[:400]:
         f.observe(pl.pitch, pl.t)
         assert f.local.hi - f.local.lo <= p.band_back + p.band_ahead + 1
+
+
+@pytest.mark.parametrize("name", ["minuet", "nocturne"])
+def test_restart_in_slow_music_is_found_though_the_pause_is_short(name):
+    """At 30 quarters a minute a 1.5 s stop is shorter than the music's own gaps, so the
+    notes before it must not be replayed into the search for where the player went."""
+    score = load_score(bundled(name))
+    base = simulate.render(score, seed=7, bpm=30.0)
+    cut_q = score.notes[base[len(base) // 2].note].onset_q
+    played, jump_t = simulate.with_jump(base, score, at=0.5, to_q=cut_q - 8.0, pause_s=1.5)
+    notes = verdicts(run(score, played))
+    n = notes_to_recover(score, played, notes, jump_t)
+    assert n is not None and n <= 8, f"recovered after {n} notes"

@@ -186,7 +186,8 @@ def test_live_camera(jack, tmp_path, camera):
         play(keyboard, msgs)
         n = sum(1 for _, m in msgs if m.type == "note_on" and m.velocity)
         notes = lambda: [args for a, args in receiver.got if a.endswith("/note")]  # noqa: E731
-        assert wait_until(lambda: len(notes()) >= n, 5) is not None
+        waited = wait_until(lambda: len(notes()) >= n, 15)
+        assert waited is not None, f"{len(notes())} of {n} notes came back"
         assert sum(a[3] == "correct" for a in notes()) >= 0.95 * n
         if camera == "broken":
             assert "camera_lost" in statuses(receiver)

@@ -56,16 +56,18 @@ class OscSender:
             bb = OscBundleBuilder(IMMEDIATELY)
             for m in messages:
                 bb.add_content(encode(m).build())
-            datagrams = [bb.build().dgram]
+            self._send(bb.build().dgram)
         else:
-            datagrams = [encode(m).build().dgram for m in messages]
+            for m in messages:  # each leaves as soon as it is built: the first one matters most
+                self._send(encode(m).build().dgram)
+
+    def _send(self, datagram: bytes) -> None:
         for target in self.targets:
-            for d in datagrams:
-                try:
-                    self.sock.sendto(d, target)
-                    self.sent += 1
-                except OSError:  # full buffer, refused, unreachable: drop, never stall
-                    self.dropped += 1
+            try:
+                self.sock.sendto(datagram, target)
+                self.sent += 1
+            except OSError:  # full buffer, refused, unreachable: drop, never stall
+                self.dropped += 1
 
     def close(self) -> None:
         self.sock.close()
