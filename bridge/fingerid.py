@@ -66,7 +66,7 @@ class LandmarkStream:
             for h, side in enumerate(HANDS):
                 tips = self.tips[i].get(side)
                 if tips is not None:
-                    out[k, h] = kb.distance(pitch, tips[:, 0] + self.shift_mm, tips[:, 1])
+                    out[k, h] = kb.centre_distance(pitch, tips[:, 0] + self.shift_mm, tips[:, 1])
         return out
 
     def distances(self, t: float, pitch: int, span: float) -> np.ndarray:

@@ -75,6 +75,15 @@ class Keyboard:
         dy = np.maximum(np.maximum(-y, y - WHITE_L), 0)
         return np.hypot(dx, dy)
 
+    def centre_distance(self, pitch: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Distance (mm) from points to the key's centre line, over the key's length: a
+        fingertip presses a key near its middle, while a neighbour resting on the same
+        wide white key sits off to one side."""
+        cx = self.centre_x(pitch)
+        front = WHITE_L - BLACK_L if is_black(pitch) else 0.0
+        dy = np.maximum(np.maximum(front - y, y - WHITE_L), 0)
+        return np.hypot(x - cx, dy)
+
     def corners(self) -> np.ndarray:
         """Front-left, front-right, back-right, back-left (mm)."""
         return np.array([[0.0, 0.0], [self.width, 0.0], [self.width, WHITE_L], [0.0, WHITE_L]])
