@@ -79,16 +79,14 @@ def live_calls(frames, calibration, shift_mm, offset, keys) -> dict[int, tuple[s
     watcher = FingerWatcher(calibration, offset)
     watcher.stream.shift_mm = shift_mm
     arrivals = [(f["t"], 1, f) for f in frames] + [(k.onset + offset, 0, i) for i, k in enumerate(keys)]
+    index = {(k.onset, k.pitch): i for i, k in enumerate(keys)}  # a call names its note by time and key
     calls: dict[int, tuple[str, int]] = {}
-    index = {}
     for _, kind, item in sorted(arrivals, key=lambda a: (a[0], a[1])):
         if kind == 0:
-            k = keys[item]
-            index[(round(k.onset, 6), k.pitch)] = item
-            watcher.note_on(k.onset, k.pitch, None)
+            watcher.note_on(keys[item].onset, keys[item].pitch, None)
         else:
             for seen in watcher.add_frame(item["t"], item["hands"]):
-                calls[index[(round(seen.t, 6), seen.pitch)]] = (seen.finger.hand, seen.finger.finger)
+                calls[index[(seen.t, seen.pitch)]] = (seen.finger.hand, seen.finger.finger)
     return calls
 
 

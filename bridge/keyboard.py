@@ -66,23 +66,20 @@ class Keyboard:
 
     def distance(self, pitch: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (mm) from points to the key's top surface (0 inside)."""
-        cx = self.centre_x(pitch)
-        if is_black(pitch):
-            dx = np.maximum(np.abs(x - cx) - BLACK_W / 2, 0)
-            dy = np.maximum(np.maximum(WHITE_L - BLACK_L - y, y - WHITE_L), 0)
-            return np.hypot(dx, dy)
-        dx = np.maximum(np.abs(x - cx) - WHITE_W / 2, 0)
-        dy = np.maximum(np.maximum(-y, y - WHITE_L), 0)
-        return np.hypot(dx, dy)
+        half = (BLACK_W if is_black(pitch) else WHITE_W) / 2
+        dx = np.maximum(np.abs(x - self.centre_x(pitch)) - half, 0)
+        return np.hypot(dx, self._beyond_ends(pitch, y))
 
     def centre_distance(self, pitch: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (mm) from points to the key's centre line, over the key's length: a
         fingertip presses a key near its middle, while a neighbour resting on the same
         wide white key sits off to one side."""
-        cx = self.centre_x(pitch)
+        return np.hypot(x - self.centre_x(pitch), self._beyond_ends(pitch, y))
+
+    def _beyond_ends(self, pitch: int, y: np.ndarray) -> np.ndarray:
+        """How far (mm) points lie in front of or behind the key (0 along it)."""
         front = WHITE_L - BLACK_L if is_black(pitch) else 0.0
-        dy = np.maximum(np.maximum(front - y, y - WHITE_L), 0)
-        return np.hypot(x - cx, dy)
+        return np.maximum(np.maximum(front - y, y - WHITE_L), 0)
 
     def corners(self) -> np.ndarray:
         """Front-left, front-right, back-right, back-left (mm)."""

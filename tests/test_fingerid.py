@@ -62,9 +62,8 @@ def test_render_puts_the_playing_finger_on_its_key():
     for n in played:
         d = stream.distances(n.onset, n.pitch, 0.02)
         side = 0 if n.hand == "left" else 1
-        assert (
-            d[side, n.finger - 1] < 6.0
-        )  # mm from the key's centre line (the pressed tip is below the key top: parallax)
+        # mm from the key's centre line (the pressed tip is below the key top: parallax)
+        assert d[side, n.finger - 1] < 6.0
         closest.append(d[side].argmin() == n.finger - 1)
     assert np.mean(closest) >= 0.9  # a neighbour on its way to the next key may be as close
 
