@@ -20,8 +20,11 @@ WHITE_L = 150.0
 BLACK_W = 13.7
 BLACK_L = 95.0
 _BLACK = {1, 3, 6, 8, 10}
-# black key centres, in white-key widths from the C below (measured off a real keyboard)
-_BLACK_CENTRE = {1: 0.95, 3: 1.95, 6: 3.9, 8: 4.95, 10: 6.0}
+# black key centres, in white-key widths from the C below: the black keys' backs split the
+# octave into 12 near-equal parts, so neighbours in a group sit 7/12 of a white key apart
+# and C#-D# centre on D, F#-G#-A# on G#. Real overhead frames show exactly this: gaps of
+# 1.16 and 1.76 white keys (piano-hands-dev, measured on three full keyboards).
+BLACK_CENTRE = {1: 11 / 12, 3: 25 / 12, 6: 46 / 12, 8: 5.0, 10: 74 / 12}
 _WHITE_INDEX = {0: 0, 2: 1, 4: 2, 5: 3, 7: 4, 9: 5, 11: 6}
 
 
@@ -58,7 +61,7 @@ class Keyboard:
         if not is_black(pitch):
             return (_white_ordinal(pitch) - _white_ordinal(self.low) + 0.5) * WHITE_W
         c = pitch - pitch % 12
-        return (_white_ordinal(c) - _white_ordinal(self.low) + _BLACK_CENTRE[pitch % 12]) * WHITE_W
+        return (_white_ordinal(c) - _white_ordinal(self.low) + BLACK_CENTRE[pitch % 12]) * WHITE_W
 
     def press_point(self, pitch: int) -> tuple[float, float]:
         """Where a fingertip usually presses the key (mm): the front of a white key, the middle of a black one."""

@@ -11,15 +11,16 @@ taken to lie level across the image; `--corners` overrides for any other view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bridge.camera.detect import keyboard_rows
 from bridge.errors import UserError
-from bridge.keyboard import BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, white_count
+from bridge.keyboard import BLACK_CENTRE, BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, white_count
 
 # common keyboards: (lowest, highest) MIDI key
 SIZES = [(21, 108), (28, 103), (36, 96), (36, 84), (48, 72)]
-_BLACK_CENTRES = (0.95, 1.95, 3.9, 4.95, 6.0)  # C#, D#, F#, G#, A# from the C key's left edge, in white keys
 
 
 def black_keys(gray: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
@@ -56,16 +57,16 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
     xs = black_keys(gray, rows)
     if len(xs) < 5:
         raise UserError("no keyboard found in the image (too few black keys); give --corners and --keys")
-    white, c_left = _key_grid(xs)
-    if white is None:
+    to_white = _key_grid(xs)
+    if to_white is None:
         raise UserError("the black keys do not show the 2-3 pattern of a keyboard; give --corners and --keys")
     # the keyboard's ends: the outermost columns of the band that are mostly key surface
-    player_below = _player_below(gray, rows)
     top, bottom = rows
     level = gray[top : bottom + 1].mean(0)
     cols = np.flatnonzero(level > 0.4 * np.percentile(level, 95))
     x_left, x_right = (cols[0], cols[-1] + 1) if len(cols) else (0, w)
-    n_white = (x_right - x_left) / white
+    u_left, u_right = to_white(x_left), to_white(x_right)
+    n_white = u_right - u_left
     if not 10 <= n_white <= 56:
         raise UserError(
             f"no keyboard found in the image (it would be {n_white:.0f} white keys wide); give --corners and --keys"
@@ -78,75 +79,160 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
     keyboard = Keyboard(*keys)
     # slide the keyboard by whole octaves so that its Cs lie on the Cs found and its ends
     # come as near the seen ends as can be
-    span = white_count(*keys) * white
+    span = white_count(*keys)
     first_c = next(c for c in range(keys[0], keys[1] + 1) if c % 12 == 0)
-    c_edge = (keyboard.centre_x(first_c) / WHITE_W - 0.5) * white  # keyboard's left edge to that C
-    lefts = [c_left + 7 * k * white - c_edge for k in range(-12, 13)]
-    left = min(lefts, key=lambda x0: abs(x0 - x_left) + abs(x0 + span - x_right))
-    to_px = _fit_along(keyboard, xs, left, white)
-    mid = (top + bottom) / 2
+    c_edge = keyboard.centre_x(first_c) / WHITE_W - 0.5  # keyboard's left edge to that C, in white keys
+    lefts = [7 * k - c_edge for k in range(-12, 13)]
+    left = min(lefts, key=lambda u0: abs(u0 - u_left) + abs(u0 + span - u_right))
+    a, b, c = _fit_along(keyboard, xs, to_white(xs) - left)
+    upper, lower = _key_ends(gray, rows, xs)
+    back, front = (upper, lower) if _player_below(gray, xs, (upper, lower)) else (lower, upper)
+    slope, lean = _slant(gray, rows, xs, back, front)
+    # where the black keys were found along the keyboard: their middle
+    black_middle = back + BLACK_L / WHITE_L / 2 * (front - back)
     corners = []
     for x_mm, y_mm in keyboard.corners():
-        # the keyboard's height in the image follows its local scale (perspective along it)
-        scale = (to_px(x_mm + 1.0) - to_px(x_mm - 1.0)) / 2 / (white / WHITE_W)
-        half_black = (bottom - top) / 2 * scale
-        back = mid - half_black
-        front = back + 2 * half_black * WHITE_L / BLACK_L
-        if not player_below:
-            back, front = mid + half_black, mid + half_black - 2 * half_black * WHITE_L / BLACK_L
-        corners.append([to_px(x_mm), front if y_mm == 0 else back])
+        # the keys' length in the image shrinks with their distance from the camera, which
+        # is what makes the keyboard's scale change along it; keeping the keys' sides
+        # upright, this makes the corners' homography reproduce the fit along the keys
+        scale = (1 + c * keyboard.width / 2) / (1 + c * x_mm)
+        middle = (back + front) / 2
+        y = middle + (front - back) / 2 * scale * (1 if y_mm == 0 else -1)
+        x = (a + b * x_mm) / (1 + c * x_mm)
+        corners.append([x + (y - black_middle) * (slope * x + lean), y])
     corners = np.array(corners)
     return Calibration((w, h), corners, keyboard)
 
 
-def _key_grid(xs: np.ndarray) -> tuple[float | None, float]:
-    """White-key width and the left edge of a C key (px) that put the most black keys
-    found on the keyboard's pattern (C#, D#, F#, G#, A# at 0.95, 1.95, 3.9, 4.95 and 6.0
-    white keys from C). A search rather than reading gaps: hands hide black keys."""
+def _key_grid(xs: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The map from pixels along the keyboard to white keys from the left edge of a C
+    that puts the most black keys found on the keyboard's pattern (`BLACK_CENTRE`); None
+    if no map fits. A search rather
+    than reading gaps, because hands hide black keys. The key width may change along
+    the keyboard (perspective, a wide lens: 7% across full keyboards in real frames), so
+    the search includes a steady change of key width from one end to the other."""
     gaps = np.diff(xs)
     base = np.median(gaps[gaps < 1.5 * np.median(gaps)])
-    pattern = np.array(sorted(_BLACK_CENTRES))
-    best, best_score = (None, 0.0), 0.0
-    for white in np.linspace(0.75 * base, 1.25 * base, 101):
-        # where each black key falls inside its octave, in white keys from a C
-        phase = (xs / white) % 7.0
-        for shift in np.arange(0.0, 7.0, 0.05):
-            d = (phase[:, None] - shift - pattern[None, :]) % 7.0
-            d = np.minimum(d, 7.0 - d)
-            score = float((d.min(1) < 0.2).sum()) - 0.5 * float(d.min(1).mean())
-            if score > best_score:
-                best, best_score = (white, shift * white), score
-    white, c_left = best
-    if white is None or best_score < max(5.0, 0.7 * len(xs)):
-        return None, 0.0
-    return white, c_left
+    pattern = np.array(sorted(BLACK_CENTRE.values()))
+    shifts = np.arange(0.0, 7.0, 0.05)
+    centre, half = xs.mean(), max(np.ptp(xs) / 2, 1.0)
+    best, best_score = None, 0.0
+    for white in np.linspace(0.6 * base, 1.25 * base, 131):
+        for slope in np.linspace(-0.05, 0.05, 11):
+            u = (xs - centre) / white * (1 + slope * (xs - centre) / half)
+            # where each black key falls inside its octave, in white keys from a C
+            d = ((u % 7.0)[:, None, None] - shifts[None, :, None] - pattern[None, None, :]) % 7.0
+            d = np.minimum(d, 7.0 - d).min(2)
+            score = (d < 0.2).sum(0) - 0.5 * d.mean(0)
+            k = int(score.argmax())
+            if score[k] > best_score:
+                best, best_score = (white, slope, shifts[k]), float(score[k])
+    if best is None or best_score < max(5.0, 0.7 * len(xs)):
+        return None
+    white, slope, shift = best
+    return lambda x: (np.asarray(x) - centre) / white * (1 + slope * (np.asarray(x) - centre) / half) - shift
 
 
-def _fit_along(keyboard: Keyboard, xs: np.ndarray, left: float, white: float):
-    """Pixels along the keyboard as a projective function of millimetres, fitted to the
-    black keys found (each matched to the nearest black key of the first guess)."""
+def _fit_along(keyboard: Keyboard, xs: np.ndarray, at: np.ndarray) -> tuple[float, float, float]:
+    """Pixels along the keyboard as a projective function of millimetres, (a + b x) /
+    (1 + c x), fitted to the black keys found (``xs``, px) that lie near a black key of the keyboard by their
+    first placing (``at``, in white keys from the keyboard's left edge)."""
     black = [p for p in range(keyboard.low, keyboard.high + 1) if p % 12 in (1, 3, 6, 8, 10)]
     mm = np.array([keyboard.centre_x(p) for p in black])
-    guess = left + mm / WHITE_W * white
-    nearest = np.abs(xs[:, None] - guess[None, :]).argmin(1)
-    close = np.abs(xs - guess[nearest]) < 0.4 * white
+    nearest = np.abs(at[:, None] - mm[None, :] / WHITE_W).argmin(1)
+    close = np.abs(at - mm[nearest] / WHITE_W) < 0.4
     x_mm, x_px = mm[nearest[close]], xs[close]
-    if len(x_mm) < 6:
-        return lambda x: left + x / WHITE_W * white
+    if len(x_mm) < 4:
+        raise UserError("too few black keys on the keyboard's pattern; give --corners and --keys")
     # x_px = (a + b x) / (1 + c x)  <=>  x_px = a + b x - c x x_px
     design = np.c_[np.ones_like(x_mm), x_mm, -x_mm * x_px]
     a, b, c = np.linalg.lstsq(design, x_px, rcond=None)[0]
-    return lambda x: (a + b * x) / (1 + c * x)
+    return float(a), float(b), float(c)
 
 
-def _player_below(gray: np.ndarray, rows: tuple[int, int]) -> bool:
-    """Whether the player sits below the keyboard in the image: the white keys' front,
-    past the black keys, is brighter than the case beyond them."""
+def _white_columns(xs: np.ndarray) -> np.ndarray:
+    """x (px) of the white keys between the black keys of a group (D, G and A)."""
+    gaps = np.diff(xs)
+    return ((xs[:-1] + xs[1:]) / 2)[gaps < 1.3 * np.median(gaps)]
+
+
+def _edge(gray: np.ndarray, x: float, lo: int, hi: int, sign: int) -> int | None:
+    """Row of the sharpest step in column ``x`` between rows ``lo`` and ``hi``: from dark
+    above to bright below (``sign`` 1) or the other way (-1); None if no clear step."""
+    h, w = gray.shape
+    c, lo, hi = int(round(x)), max(0, lo - 2), min(h, hi + 2)
+    column = gray[lo:hi, max(0, c - 1) : min(w, c + 2)].mean(1)
+    rise = sign * (column[4:] - column[:-4])  # centred 2 rows on
+    if len(rise) == 0 or rise.max() < 30:
+        return None
+    return lo + 2 + int(rise.argmax())
+
+
+def _reach(rows: tuple[int, int]) -> tuple[int, int]:
+    """The band's middle row and how far from it to look for the keys' ends."""
     top, bottom = rows
-    span = max(3, (bottom - top) // 3)
-    below = gray[min(gray.shape[0] - 1, bottom + 2) : min(gray.shape[0], bottom + 2 + span)]
-    above = gray[max(0, top - 2 - span) : max(1, top - 2)]
-    return below.mean() >= above.mean()
+    return (top + bottom) // 2, int(1.5 * max(bottom - top, 10))
+
+
+def _key_ends(gray: np.ndarray, rows: tuple[int, int], xs: np.ndarray) -> tuple[float, float]:
+    """Rows (px) where the white keys end, above and below: the sharpest step out of
+    the white keys between the black keys of a group, medians over the keys (hands
+    cover some)."""
+    start, reach = _reach(rows)
+    columns = _white_columns(xs)
+    ups = [r for r in (_edge(gray, x, start - reach, start, 1) for x in columns) if r is not None]
+    downs = [r for r in (_edge(gray, x, start, start + reach, -1) for x in columns) if r is not None]
+    if len(ups) < 3 or len(downs) < 3:
+        raise UserError("the white keys' front and back edges are not clear; give --corners and --keys")
+    return float(np.median(ups)), float(np.median(downs))
+
+
+def _slant(gray: np.ndarray, rows: tuple[int, int], xs: np.ndarray, back: float, front: float) -> tuple[float, float]:
+    """How the keys lean: px sideways per px down, as ``slope * x + lean`` at x (px) along
+    the keyboard. Seen from the side or through a wide lens the keys' long edges meet at
+    a vanishing point, so the lean changes steadily along the keyboard. Measured from
+    the middle of each black key at two depths; 0 when too few keys show it."""
+    import cv2
+
+    top, bottom = rows
+    threshold, _ = cv2.threshold(gray[top : bottom + 1], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    gap = np.median(np.diff(xs))
+    depths = [int(round(back + t * BLACK_L / WHITE_L * (front - back))) for t in (0.2, 0.7)]
+    if not all(0 <= d < gray.shape[0] for d in depths) or depths[0] == depths[1]:
+        return 0.0, 0.0
+    centres = []
+    for d in depths:
+        # dark runs across the row as wide as a black key (half a gap), by their middles
+        edges = np.flatnonzero(np.diff(np.r_[0, (gray[d] < threshold).astype(int), 0]))
+        starts, ends = edges[::2], edges[1::2]
+        keyish = ((ends - starts) > 0.25 * gap) & ((ends - starts) < 0.8 * gap)
+        middles = ((starts + ends - 1) / 2)[keyish]
+        if len(middles) == 0:
+            return 0.0, 0.0
+        nearest = middles[np.abs(middles[None, :] - xs[:, None]).argmin(1)]
+        centres.append(np.where(np.abs(nearest - xs) < 0.4 * gap, nearest, np.nan))
+    lean = (centres[1] - centres[0]) / (depths[1] - depths[0])
+    ok = np.isfinite(lean)
+    if ok.sum() < 6:
+        return 0.0, 0.0
+    # a line through the leans, refitted without the keys a hand or a shadow moved
+    fit = np.polyfit(xs[ok], lean[ok], 1)
+    miss = np.abs(np.polyval(fit, xs[ok]) - lean[ok])
+    keep = miss <= max(3 * np.median(miss), 0.02)
+    if keep.sum() >= 6:
+        fit = np.polyfit(xs[ok][keep], lean[ok][keep], 1)
+    return float(fit[0]), float(fit[1])
+
+
+def _player_below(gray: np.ndarray, xs: np.ndarray, ends: tuple[float, float]) -> bool:
+    """Whether the player sits below the keyboard in the image: the black keys fill the
+    back 95 mm of the 150 mm keys, so they are darker in the half away from the player."""
+    upper, lower = (int(round(r)) for r in ends)
+    middle = (upper + lower) // 2
+    w = gray.shape[1]
+    cols = np.clip(np.round(xs).astype(int), 0, w - 1)
+    # medians: a glow along the back edge or a hand lights or darkens part of a half
+    return bool(np.median(gray[upper:middle, cols]) <= np.median(gray[middle:lower, cols]))
 
 
 def overlay(rgb: np.ndarray, calibration: Calibration) -> np.ndarray:
