@@ -4,9 +4,10 @@
 
 DATA defaults to ../shared/data/piano-hands-dev. A frame counts as right when at least
 90% of the black keys seen in the keyboard band lie within 0.35 of a white key of a
-black key of the calibration (a wrong octave, size or scale fails it). --overlays writes
-each frame with its keys drawn, to look at (they stay out of the repository: the frames
-are evaluation data).
+black key of the calibration (a wrong size or scale fails it). The keys seen come
+from the same black-key detector, so this checks consistency, not truth: look at the
+overlays too. --overlays writes each frame with its keys drawn (they stay out of the
+repository: the frames are evaluation data).
 """
 
 from __future__ import annotations
