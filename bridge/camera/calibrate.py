@@ -4,9 +4,11 @@
 The black keys give the key grid: they are the dark blobs in the band where dark and
 light alternate most; the gaps between them come in a short (inside a group) and a long
 (E-F, B-C) kind, and a group of two is C#-D#. The width of the keyboard in white keys
-tells its size (88, 76, 61, 49 keys) and so its lowest key; the black keys' length gives
-the white keys' front edge, on the side where the keys are bright. The keyboard is
-taken to lie level across the image; `--corners` overrides for any other view.
+tells its size (88, 76, 61, 49 keys) and so its lowest key. The white keys' back and
+front edges are the steps out of the white keys; the player sits on the side away from
+the black keys; the keys' lean (a vanishing point) is read off the black keys. The
+keyboard is taken to lie level across the image, low keys on the left; `--corners`
+overrides for any other view.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from bridge.camera.detect import keyboard_rows
 from bridge.errors import UserError
-from bridge.keyboard import BLACK_CENTRE, BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, white_count
+from bridge.keyboard import BLACK_CENTRE, BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, is_black, white_count
 
 # common keyboards: (lowest, highest) MIDI key
 SIZES = [(21, 108), (28, 103), (36, 96), (36, 84), (48, 72)]
@@ -90,13 +92,13 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
     slope, lean = _slant(gray, rows, xs, back, front)
     # where the black keys were found along the keyboard: their middle
     black_middle = back + BLACK_L / WHITE_L / 2 * (front - back)
+    middle = (back + front) / 2
     corners = []
     for x_mm, y_mm in keyboard.corners():
         # the keys' length in the image shrinks with their distance from the camera, which
         # is what makes the keyboard's scale change along it; keeping the keys' sides
         # upright, this makes the corners' homography reproduce the fit along the keys
         scale = (1 + c * keyboard.width / 2) / (1 + c * x_mm)
-        middle = (back + front) / 2
         y = middle + (front - back) / 2 * scale * (1 if y_mm == 0 else -1)
         x = (a + b * x_mm) / (1 + c * x_mm)
         corners.append([x + (y - black_middle) * (slope * x + lean), y])
@@ -107,10 +109,10 @@ def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calib
 def _key_grid(xs: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
     """The map from pixels along the keyboard to white keys from the left edge of a C
     that puts the most black keys found on the keyboard's pattern (`BLACK_CENTRE`); None
-    if no map fits. A search rather
-    than reading gaps, because hands hide black keys. The key width may change along
-    the keyboard (perspective, a wide lens: 7% across full keyboards in real frames), so
-    the search includes a steady change of key width from one end to the other."""
+    if no map fits. A search rather than reading gaps, because hands hide black keys.
+    The key width may change along the keyboard (perspective, a wide lens: 7% across
+    full keyboards in real frames), so the search includes a steady change of key width
+    from one end to the other."""
     gaps = np.diff(xs)
     base = np.median(gaps[gaps < 1.5 * np.median(gaps)])
     pattern = np.array(sorted(BLACK_CENTRE.values()))
@@ -135,9 +137,9 @@ def _key_grid(xs: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
 
 def _fit_along(keyboard: Keyboard, xs: np.ndarray, at: np.ndarray) -> tuple[float, float, float]:
     """Pixels along the keyboard as a projective function of millimetres, (a + b x) /
-    (1 + c x), fitted to the black keys found (``xs``, px) that lie near a black key of the keyboard by their
-    first placing (``at``, in white keys from the keyboard's left edge)."""
-    black = [p for p in range(keyboard.low, keyboard.high + 1) if p % 12 in (1, 3, 6, 8, 10)]
+    (1 + c x), fitted to the black keys found (``xs``, px) that lie near a black key of
+    the keyboard by their first placing (``at``, in white keys from its left edge)."""
+    black = [p for p in range(keyboard.low, keyboard.high + 1) if is_black(p)]
     mm = np.array([keyboard.centre_x(p) for p in black])
     nearest = np.abs(at[:, None] - mm[None, :] / WHITE_W).argmin(1)
     close = np.abs(at - mm[nearest] / WHITE_W) < 0.4
@@ -168,17 +170,12 @@ def _edge(gray: np.ndarray, x: float, lo: int, hi: int, sign: int) -> int | None
     return lo + 2 + int(rise.argmax())
 
 
-def _reach(rows: tuple[int, int]) -> tuple[int, int]:
-    """The band's middle row and how far from it to look for the keys' ends."""
-    top, bottom = rows
-    return (top + bottom) // 2, int(1.5 * max(bottom - top, 10))
-
-
 def _key_ends(gray: np.ndarray, rows: tuple[int, int], xs: np.ndarray) -> tuple[float, float]:
     """Rows (px) where the white keys end, above and below: the sharpest step out of
     the white keys between the black keys of a group, medians over the keys (hands
     cover some)."""
-    start, reach = _reach(rows)
+    top, bottom = rows
+    start, reach = (top + bottom) // 2, int(1.5 * max(bottom - top, 10))
     columns = _white_columns(xs)
     ups = [r for r in (_edge(gray, x, start - reach, start, 1) for x in columns) if r is not None]
     downs = [r for r in (_edge(gray, x, start, start + reach, -1) for x in columns) if r is not None]
@@ -242,7 +239,7 @@ def overlay(rgb: np.ndarray, calibration: Calibration) -> np.ndarray:
     out = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).copy()
     for pitch, poly in calibration.key_polygons().items():
         pts = np.array(poly, np.int32)
-        black = pitch % 12 in (1, 3, 6, 8, 10)
+        black = is_black(pitch)
         cv2.polylines(out, [pts], True, (0, 0, 255) if black else (0, 200, 0), 1, cv2.LINE_AA)
         if pitch % 12 == 0:
             x, y = pts[0]
