@@ -62,7 +62,8 @@ class FollowerParams:
     reloc_mix_surprise: tuple[float, ...] = (0.25, 0.2, 0.2, 0.1, 0.25)
     reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
-    reloc_peak: float = 0.7  # posterior mass near its best event it needs to take over
+    reloc_peak: float = 0.3  # posterior mass near its best place it needs to take over ...
+    reloc_ratio: float = 2.0  # ... and how many times the runner-up's that must be
     surprise_window: int = 3  # wake when surprise_count of the last notes were unlikely
     surprise_count: int = 2
     surprise_lik: float = 0.05
@@ -140,6 +141,9 @@ class _Tracker:
     def __init__(self, model: _Model, params: FollowerParams, banded: bool):
         self.m, self.p, self.banded = model, params, banded
         self.alpha = np.zeros(model.n)
+        # when the mass on each event arrived there: each hypothesis in a many-peaked
+        # belief is timed from its own last event, not from the best one's
+        self.entered_at = np.zeros(model.n)
         self.lo, self.hi = 0, model.n
         self.pos = 0
         self.entry_t = 0.0  # time the player entered self.pos
@@ -174,17 +178,27 @@ class _Tracker:
         em = m.em_move[pitch, lo:hi]
         if fresh:
             new = a * em
+            self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
             D = p.max_advance
+            src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-D, 0)[None, :], 0)
             window = sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D)
-            move = np.einsum("ki,ki->k", window, m.advance[lo:hi])
+            w = window * m.advance[lo:hi]
             if sigma is not None:
-                # timing: the time since entering the current event against each target's
-                # distance from it in the score at the running tempo
-                expected = np.maximum(m.tq[lo:hi] - m.tq[self.pos], 0.0) * spq
-                r = np.log((t - self.entry_t + 0.04) / (expected + 0.04))
-                move *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
+                # timing: the time since the source event was entered against its
+                # distance to the target in the score at the running tempo. The band
+                # times every move from the one event it believes in, which keeps a
+                # stray path paying for its timing on every note; the whole-score
+                # search weighs far-apart places, so each is timed from its own event
+                if self.banded:
+                    from_q, since = m.tq[self.pos], t - self.entry_t
+                else:
+                    from_q, since = m.tq[src], t - self.entered_at[src]
+                expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
+                r = np.log((since + 0.04) / (expected + 0.04))
+                w *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
+            move = w.sum(axis=1)
             for d, pb in enumerate(p.p_back, start=1):
                 if hi - lo > d:
                     move[:-d] += a[d:] * pb
@@ -193,10 +207,12 @@ class _Tracker:
             for j, ps in self.played.items():
                 if lo <= j < hi and pitch in ps:
                     chord[j - lo] = 0.0
-            since_entry = max(0.0, t - self.entry_t)
+            since_entry = max(0.0, t - self.entry_t) if self.banded else np.maximum(0.0, t - self.entered_at[lo:hi])
             g_chord = np.exp(-0.5 * (since_entry / m.spread[lo:hi]) ** 2) + 0.05
-            stay = p.p_chord * g_chord * chord + p.p_extra + p.p_figure * m.figure[pitch, lo:hi]
-            new = move * em + a * stay
+            stay = a * (p.p_chord * g_chord * chord + p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
+            move *= em
+            new = move + stay
+            self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
         total = float(new.sum())
         if not total > 0.0:
             new = np.full(hi - lo, 1.0)
@@ -305,7 +321,7 @@ class Follower:
         if self.reloc_left > 0:
             gpos = self.reloc.pos
             far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
-            if far and self.reloc_llr > p.reloc_llr and self.reloc.mass_near(gpos, 2) > p.reloc_peak:
+            if far and self.reloc_llr > p.reloc_llr and self._reloc_decided(gpos):
                 jumped_from = pos
                 self._take_over(gpos, t)
                 pos, entered = gpos, True
@@ -333,6 +349,17 @@ class Follower:
         self.reloc_llr += math.log(max(lik, 1e-300)) - math.log(max(lik_local, 1e-300))
         self.reloc_seen += 1
         self.reloc_left -= 1
+
+    def _reloc_decided(self, best: int) -> bool:
+        """The search's best place clearly beats any other: music that recurs note for
+        note leaves several places equally likely, and the prior then has to decide."""
+        a, q = self.reloc.alpha, self.m.q
+        peak = self.reloc.mass_near(best, 2)
+        elsewhere = np.abs(q - q[best]) > 1.0
+        if peak <= self.p.reloc_peak or not elsewhere.any():
+            return peak > self.p.reloc_peak
+        second = int(np.argmax(np.where(elsewhere, a, -1.0)))
+        return peak > self.p.reloc_ratio * self.reloc.mass_near(second, 2)
 
     def jump_to(self, event: int) -> None:
         """Told where the player is (a teacher's jump): the next note lands at ``event``
@@ -371,6 +398,7 @@ class Follower:
         loc.played = {}
         loc._set_band()
         loc.alpha[loc.lo : loc.hi] = self.reloc.alpha[loc.lo : loc.hi]
+        loc.entered_at[loc.lo : loc.hi] = self.reloc.entered_at[loc.lo : loc.hi]
         loc.alpha /= max(loc.alpha.sum(), 1e-300)
         self.reloc_left = 0
         self.history = []
