@@ -5,7 +5,7 @@
 
 Imports ``perturb`` and ``evaluate`` from ../shared/tools/eval_follow.py so the numbers are
 the yardstick's; it skips the subprocess so a parameter change can be checked in a minute.
-The figures to report come from eval_follow.py itself (benchmarks/follow.sh).
+The figures to report come from eval_follow.py itself (benchmarks/follow.py).
 """
 
 from __future__ import annotations

@@ -43,10 +43,10 @@ class MatcherParams:
     search_back_s: float = 0.6
     search_ahead_s: float = 0.06
     search_events: int = 2
-    reclaim_margin_s: float = 0.0
+    reclaim_margin_s: float = 0.0  # a better-timed press takes a note back from an early one
     # the follower weighed timing with its whole model: its event wins unless another
     # note's due time is this much nearer
-    follower_bonus_s: float = 0.3  # a better-timed press takes a note back from an early one
+    follower_bonus_s: float = 0.3
     timing_tol_s: float = 0.05  # on time within max(this, timing_tol_beats * quarter)
     timing_tol_beats: float = 0.12
     loudness_tol: int = 22  # velocity units
@@ -75,11 +75,19 @@ class Matcher:
         self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
         self.final_upto = 0  # events before this were checked for missed notes
+        self.reported: set[int] = set()  # notes reported missed (once each per pass)
+        self.event = 0  # the follower's event at the last press
 
     def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
         c = step.event
         if step.jumped_from is not None:
             self.jump_to(c)
+        elif c < self.event:
+            # the follower stepped back: the presses that took it ahead took notes that
+            # are still to come
+            self._forget_from(c)
+            self.final_upto = min(self.final_upto, c)
+        self.event = c
         note = self._nearest(c, pitch, t, step)
         intended = None
         if note is not None:
@@ -115,6 +123,8 @@ class Matcher:
     def jump_to(self, event: int) -> None:
         """The player was moved to ``event``: what lies between is neither played nor missed."""
         self._forget_from(event)
+        first = self.score.events[event].notes[0]
+        self.reported = {k for k in self.reported if k < first}  # a new pass from here
         self.final_upto = event
 
     def finish(self, last_event: int) -> tuple[int, ...]:
@@ -128,8 +138,9 @@ class Matcher:
             k
             for e in range(self.final_upto, min(upto, len(ev)))
             for k in ev[e].notes
-            if k not in self.played and k not in self.attempted
+            if k not in self.played and k not in self.attempted and k not in self.reported
         )
+        self.reported.update(missed)
         self.final_upto = max(self.final_upto, upto)
         return missed
 
