@@ -27,6 +27,9 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools"))
 
 KEYS = ("pos1q", "match", "lost", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
+# the error flags again with ``revised`` events applied (a press a later, better-timed
+# press took its note from counts as extra); the yardstick scores first verdicts only
+REVISED_KEYS = ("err_p", "err_r", "false_flag")
 
 
 def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
@@ -38,6 +41,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.replay import run_engine
+    from bridge.report import revised_notes
 
     name = os.path.basename(piece)
     score_path = os.path.join(piece, "score.musicxml")
@@ -57,6 +61,10 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             events = [e.to_dict() for e in run_engine(Engine(score, params, mparams), read_performance(midi))]
             r, _ = ef.evaluate(notes, events, full, base, jump_t, dropped)
             out[s] = {k: r[k] for k in KEYS if k in r}
+            if any(e["type"] == "revised" for e in events):
+                rev = revised_notes(events) + [e for e in events if e["type"] != "note"]
+                r, _ = ef.evaluate(notes, rev, full, base, jump_t, dropped)
+                out[s].update({f"{k}_rev": r[k] for k in REVISED_KEYS if k in r})
     return {name: out}
 
 
@@ -87,7 +95,10 @@ def main() -> None:
                         print(f"{name[:40]:40s} {s:8s} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()))
     for s in scen:
         rows = [results[p][s] for p in results]
-        agg = {k: float(np.mean([r[k] for r in rows if k in r])) for k in KEYS if any(k in r for r in rows)}
+        keys = KEYS + tuple(f"{k}_rev" for k in REVISED_KEYS)
+        # a piece without revisions scores the same with them applied
+        rows = [{**r, **{f"{k}_rev": r[k] for k in REVISED_KEYS if k in r and f"{k}_rev" not in r}} for r in rows]
+        agg = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys if any(k in r for r in rows)}
         if "recover_s" in agg:
             rec = [r["recover_s"] for r in rows]
             agg = {k: v for k, v in agg.items() if k != "recover_s"}

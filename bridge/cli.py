@@ -85,7 +85,9 @@ def print_summary(results: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    notes = [r for r in results if r["type"] == "note"]
+    from bridge.report import revised_notes
+
+    notes = revised_notes(results)
     verdicts = Counter(r["verdict"] for r in notes)
     timing = Counter(r["timing"] for r in notes if r.get("timing"))
     loud = Counter(r["loudness"] for r in notes if r.get("loudness"))

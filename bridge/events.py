@@ -144,6 +144,21 @@ class Missed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Revised(Event):
+    """A later press, nearer the note's due time, took a score note an earlier press of
+    the same key had been given: the earlier press (at ``of_t``, reported ``correct``)
+    was an extra note. ``note_id``/``pass_no`` name the note that changed hands."""
+
+    type: ClassVar[str] = "revised"
+    t: float
+    of_t: float
+    pitch: int
+    verdict: str  # what the earlier press is now: extra
+    note_id: str
+    pass_no: int
+
+
+@dataclass(frozen=True, slots=True)
 class Jump(Event):
     """The player restarted or skipped; the follower moved there."""
 
@@ -246,7 +261,7 @@ class FingerSeen(Event):
 # Status (device changes), Command, Annotation and camera frames come in from outside and
 # are logged as input, so a replay reproduces them in order with everything else.
 InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation | HandFrame
-OutputEvent = NoteVerdict | Missed | Jump | Release | Pedal | Sounded | Status | Annotation | FingerSeen
+OutputEvent = NoteVerdict | Missed | Revised | Jump | Release | Pedal | Sounded | Status | Annotation | FingerSeen
 
 __all__ = [
     "Annotation",
@@ -267,6 +282,7 @@ __all__ = [
     "Position",
     "Ref",
     "Release",
+    "Revised",
     "Sounded",
     "Status",
 ]

@@ -62,6 +62,7 @@ class Judgement:
     velocity_expected: int | None
     loudness: str | None
     missed: tuple[int, ...]  # score notes passed without being played
+    took_from: float | None = None  # press time of the earlier press that held ``note``
 
 
 @dataclass
@@ -89,9 +90,11 @@ class Matcher:
             self.final_upto = min(self.final_upto, c)
         self.event = c
         note = self._nearest(c, pitch, t, step)
-        intended = None
+        intended = took_from = None
         if note is not None:
             verdict = "correct"
+            if note in self.played:
+                took_from = self.struck[note][0]
             self.played.add(note)
             self.struck[note] = (t, self._due(self.score.notes[note].onset_q, step))
         else:
@@ -118,7 +121,7 @@ class Matcher:
             loud = "loud" if dv > self.params.loudness_tol else "soft" if dv < -self.params.loudness_tol else "ok"
 
         missed = self._pass_to(self._window(c, step.sec_per_quarter)[0])
-        return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, missed)
+        return Judgement(verdict, note, intended, timing_s, timing, vel_exp, loud, missed, took_from)
 
     def jump_to(self, event: int) -> None:
         """The player was moved to ``event``: what lies between is neither played nor missed."""

@@ -14,6 +14,17 @@ VERDICT_STYLE = {
 }
 
 
+def revised_notes(results: list[dict]) -> list[dict]:
+    """The ``note`` records with later ``revised`` events applied: a press that a
+    better-timed press of the same key took its note from counts as extra."""
+    revised = {(r["of_t"], r["pitch"]) for r in results if r["type"] == "revised"}
+    return [
+        {**r, "verdict": "extra", "match": None} if (r["t"], r["pitch"]) in revised else r
+        for r in results
+        if r["type"] == "note"
+    ]
+
+
 def plot_follow(results: list[dict], score: Score, path: str | os.PathLike) -> None:
     """Save a three-panel PNG: where the follower put each key press (errors, missed
     notes and jumps marked), the local tempo, and played against expected velocity."""
@@ -22,7 +33,7 @@ def plot_follow(results: list[dict], score: Score, path: str | os.PathLike) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    notes = [r for r in results if r["type"] == "note"]
+    notes = revised_notes(results)
     fig, (ax_pos, ax_tempo, ax_vel) = plt.subplots(
         3, 1, figsize=(11, 8.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.2, 1.2]}
     )

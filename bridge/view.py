@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Status
+from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Revised, Status
 
 COLOURS = {"correct": "green", "wrong_pitch": "bold red", "extra": "yellow"}
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
@@ -54,6 +54,12 @@ class TerminalView:
             elif isinstance(ev, Missed):
                 self.counts["missed"] += 1
                 self.recent.appendleft(f"[magenta]{note_name(ev.pitch):4s} missed     [/] m{ev.measure}")
+            elif isinstance(ev, Revised):
+                self.counts["correct"] -= 1
+                self.counts["extra"] += 1
+                self.recent.appendleft(
+                    f"[{COLOURS['extra']}]{note_name(ev.pitch):4s} extra      [/] (the earlier press)"
+                )
             elif isinstance(ev, Jump):
                 self.recent.appendleft(f"[cyan]jump {ev.kind} to measure {ev.to.measure}[/]")
             elif isinstance(ev, Status):

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import pytest
 from conftest import bundled
 from helpers import run, verdicts
 
@@ -88,3 +89,23 @@ def test_same_engine_same_output():
         a.pop("latency_us", None)
         b.pop("latency_us", None)
     assert runs[0] == runs[1]
+
+
+def test_a_note_struck_early_then_in_time_is_revised():
+    """The early press takes the note first; the press in time takes it back, and the
+    stream says the early one was extra (the summary and plots count it so)."""
+    from bridge.events import Revised
+    from bridge.report import revised_notes
+
+    score = load_score(bundled("scale_study"))
+    played = simulate.render(score, seed=1, rubato=0.0, jitter_s=0.0)
+    i = next(i for i in range(30, len(played)) if played[i + 1].t - played[i].t > 0.25)  # not within a chord
+    early = replace(played[i + 1], t=played[i].t + 0.5 * (played[i + 1].t - played[i].t), note=None, kind="extra")
+    out = run(score, sorted([*played, early], key=lambda p: p.t))
+    revised = [o for o in out if isinstance(o, Revised)]
+    assert [(r.pitch, r.verdict) for r in revised] == [(early.pitch, "extra")]
+    assert revised[0].of_t == pytest.approx(early.t, abs=1e-3)
+    assert revised[0].note_id == score.notes[played[i + 1].note].note_id
+    notes = revised_notes([o.to_dict() for o in out])
+    assert [n["verdict"] for n in notes if n["t"] == revised[0].of_t] == ["extra"]
+    assert sum(n["verdict"] == "correct" for n in notes) == len(played)

@@ -26,6 +26,7 @@ from bridge.events import (
     Position,
     Ref,
     Release,
+    Revised,
     Sounded,
     Status,
 )
@@ -78,7 +79,7 @@ def receiver():
 
 def test_schema_examples_are_valid():
     assert set(SCHEMAS) >= {
-        "note", "position", "timing", "dynamics", "missed", "jump", "pedal", "status", "annotation", "fingering", "finger"
+        "note", "position", "timing", "dynamics", "missed", "revised", "jump", "pedal", "status", "annotation", "fingering", "finger"
     }  # fmt: skip
     for name, schema in ALL_SCHEMAS.items():
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -102,6 +103,7 @@ def test_every_event_type_maps_to_valid_messages():
         NoteVerdict(1.1, 61, 70, "wrong_pitch", None, pos, 90, intended=Ref("n6", 2)),
         NoteVerdict(1.2, 30, 70, "extra", None, pos, 80),
         Missed(1.3, "n7", 1, 64, 2, 2.0),
+        Revised(1.35, 1.05, 62, "extra", "n8", 1),
         Jump(1.4, "back", 9, pos),
         Pedal(1.5, "sustain", True, 127),
         Release(1.6, 60, 0.6, Ref("n5", 1)),
@@ -112,7 +114,8 @@ def test_every_event_type_maps_to_valid_messages():
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
     assert families == [
         "note", "position", "timing", "dynamics", "note", "position", "fingering",
-        "note", "position", "note", "position", "missed", "jump", "pedal", "release", "sounded", "status", "finger",
+        "note", "position", "note", "position", "missed", "revised", "jump", "pedal", "release", "sounded",
+        "status", "finger",
     ]  # fmt: skip
     (_, wrong), _ = to_messages(events[2])
     assert wrong[4:6] == ["n6", 2]  # a wrong note names the note it replaced
@@ -144,7 +147,9 @@ def test_follow_sends_valid_osc_to_several_targets_one_of_them_down(receiver, tm
 
 def to_messages_from_json(e: dict) -> list:
     """How many OSC messages a JSONL event stands for (the same events feed both)."""
-    n = {"note": 2, "missed": 1, "jump": 1, "pedal": 1, "release": 1, "sounded": 1, "status": 1}.get(e["type"], 0)
+    n = {"note": 2, "missed": 1, "revised": 1, "jump": 1, "pedal": 1, "release": 1, "sounded": 1, "status": 1}.get(
+        e["type"], 0
+    )
     if e["type"] == "note":
         n += (e.get("timing") is not None) + (e.get("loudness") is not None)
         n += bool(e.get("suggested_finger") or e.get("printed_finger"))

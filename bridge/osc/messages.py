@@ -16,6 +16,7 @@ from bridge.events import (
     OutputEvent,
     Pedal,
     Release,
+    Revised,
     Sounded,
     Status,
 )
@@ -71,6 +72,8 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
         return [(f"{p}/finger", [t, note_id, pass_no, ev.pitch, f.hand, f.finger, float(f.confidence)])]
     if isinstance(ev, Missed):
         return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
+    if isinstance(ev, Revised):
+        return [(f"{p}/revised", [t, float(ev.of_t), ev.pitch, ev.verdict, ev.note_id, ev.pass_no])]
     if isinstance(ev, Jump):
         to = ev.to
         return [(f"{p}/jump", [t, ev.kind, ev.from_measure, to.note_id, to.pass_no, to.measure, float(to.beat)])]
