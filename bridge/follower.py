@@ -63,7 +63,8 @@ class FollowerParams:
     reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
     reloc_peak: float = 0.3  # posterior mass near its best place it needs to take over ...
-    reloc_ratio: float = 2.0  # ... and how many times the runner-up's that must be
+    reloc_ratio: float = 2.0  # ... and how many times the runner-up's that must be,
+    reloc_llr_sure: float = 20.0  # unless its margin over the band is past this
     surprise_window: int = 3  # wake when surprise_count of the last notes were unlikely
     surprise_count: int = 2
     surprise_lik: float = 0.05
@@ -352,11 +353,13 @@ class Follower:
 
     def _reloc_decided(self, best: int) -> bool:
         """The search's best place clearly beats any other: music that recurs note for
-        note leaves several places equally likely, and the prior then has to decide."""
+        note leaves several places equally likely, and the prior then has to decide.
+        Once the band explains the notes far worse than either place, the better one is
+        taken: a place in the right passage beats flagging every note."""
         a, q = self.reloc.alpha, self.m.q
         peak = self.reloc.mass_near(best, 2)
         elsewhere = np.abs(q - q[best]) > 1.0
-        if peak <= self.p.reloc_peak or not elsewhere.any():
+        if peak <= self.p.reloc_peak or not elsewhere.any() or self.reloc_llr > self.p.reloc_llr_sure:
             return peak > self.p.reloc_peak
         second = int(np.argmax(np.where(elsewhere, a, -1.0)))
         return peak > self.p.reloc_ratio * self.reloc.mass_near(second, 2)
