@@ -12,6 +12,8 @@ import hashlib
 import io
 import os
 import pickle
+import sys
+import warnings
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -235,11 +237,21 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     for xn in xml_notes:
         ids[xn.key].append((xn.el.get("id"), printed_fingerings(xn.el)))
     import music21  # imported late: the cached path never pays for it
+    from music21.musicxml.xmlObjects import MusicXMLWarning
 
     try:
-        m21 = music21.converter.parse(data, format="musicxml", forceSource=True)
+        with warnings.catch_warnings(record=True) as notices:
+            warnings.simplefilter("ignore")  # music21's own deprecations are not the user's
+            warnings.simplefilter("always", MusicXMLWarning)
+            m21 = music21.converter.parse(data, format="musicxml", forceSource=True)
     except Exception as e:  # music21 raises many types for broken files
         raise UserError(f"cannot read MusicXML: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    if notices:
+        # one line instead of a two-line warning per measure music21 had to fix up
+        first = " ".join(str(notices[0].message).replace("Warning: ", "").split())
+        print(
+            f"pianobridge: {title}: music21 adjusted the score {len(notices)} times (first: {first})", file=sys.stderr
+        )
 
     # music21 splits a multi-staff part into PartStaffs, in document order
     staff_streams = list(m21.parts)

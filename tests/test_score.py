@@ -213,3 +213,25 @@ def test_fingering_substitution_is_read(tmp_path):
     s = load_score(path, use_cache=False)
     n1 = next(n for n in s.notes if n.note_id == "n1")
     assert n1.fingering == ("3_1",)
+
+
+def test_music21_fix_ups_are_one_line(capsys):
+    """An overfull measure makes music21 warn with two lines each; the user gets one."""
+    # four quarters and a sliver: overfull by an amount no notation program would mean
+    notes = "".join(
+        f"<note><pitch><step>{s}</step><octave>4</octave></pitch><duration>{d}</duration></note>"
+        for s, d in zip("CDEFG", (256, 256, 256, 256, 1), strict=True)
+    )
+    measure = "<measure number='{n}'>{attr}" + notes + "</measure>"
+    attr = "<attributes><divisions>256</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>"
+    xml = (
+        "<?xml version='1.0'?><score-partwise version='3.1'><part-list><score-part id='P1'>"
+        "<part-name>Piano</part-name></score-part></part-list><part id='P1'>"
+        + measure.format(n=1, attr=attr)
+        + measure.format(n=2, attr="")
+        + "</part></score-partwise>"
+    )
+    score = parse_score(xml.encode(), title="overfull")
+    assert len(score.notes) == 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pianobridge: overfull: music21 adjusted the score 2 times")
