@@ -25,6 +25,13 @@ def revised_notes(results: list[dict]) -> list[dict]:
     ]
 
 
+def _passed_at(notes: list[dict], reported_t: float, onset_q: float) -> float:
+    """When the player went past a score onset: the last press before the report whose
+    position was at or before it (a missed note is reported some time after)."""
+    before = [r["t"] for r in notes if r["t"] <= reported_t and r["position"]["onset_q"] <= onset_q]
+    return before[-1] if before else reported_t
+
+
 def plot_follow(results: list[dict], score: Score, path: str | os.PathLike) -> None:
     """Save a three-panel PNG: where the follower put each key press (errors, missed
     notes and jumps marked), the local tempo, and played against expected velocity."""
@@ -43,8 +50,11 @@ def plot_follow(results: list[dict], score: Score, path: str | os.PathLike) -> N
             size = 8 if verdict == "correct" else 40
             ax_pos.scatter(*zip(*pts), s=size, c=color, marker=marker, label=f"{label} ({len(pts)})", zorder=3)
     onset_of = {(n.note_id, n.pass_no): n.onset_q for n in score.notes}
-    missed = [(r["t"], onset_of.get((r["note_id"], r["pass"]))) for r in results if r["type"] == "missed"]
-    missed = [m for m in missed if m[1] is not None]
+    missed = [
+        (_passed_at(notes, r["t"], q), q)
+        for r in results
+        if r["type"] == "missed" and (q := onset_of.get((r["note_id"], r["pass"]))) is not None
+    ]
     if missed:
         ax_pos.scatter(*zip(*missed), s=30, facecolors="none", edgecolors="#6a1b9a", label=f"missed ({len(missed)})")
     for r in results:
