@@ -182,9 +182,8 @@ class Engine:
             suggested_finger=self.suggested[about] if self.suggested and about is not None else None,
         )
         out.append(verdict)
-        if j.took_from is not None:
-            n = self.score.notes[j.note]
-            out.append(Revised(ev.t, j.took_from, ev.pitch, "extra", n.note_id, n.pass_no))
+        if j.took_from is not None and verdict.match is not None:
+            out.append(Revised(ev.t, j.took_from, ev.pitch, "extra", verdict.match.note_id, verdict.match.pass_no))
         if self.watcher is not None:
             self.watcher.note_on(ev.t, ev.pitch, verdict.match)
         out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)

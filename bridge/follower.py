@@ -142,8 +142,8 @@ class _Tracker:
     def __init__(self, model: _Model, params: FollowerParams, banded: bool):
         self.m, self.p, self.banded = model, params, banded
         self.alpha = np.zeros(model.n)
-        # when the mass on each event arrived there: each hypothesis in a many-peaked
-        # belief is timed from its own last event, not from the best one's
+        # whole-score search only: when the mass on each event arrived there, so that
+        # each place in a many-peaked belief is timed from its own last event
         self.entered_at = np.zeros(model.n)
         self.lo, self.hi = 0, model.n
         self.pos = 0
@@ -179,11 +179,11 @@ class _Tracker:
         em = m.em_move[pitch, lo:hi]
         if fresh:
             new = a * em
-            self.entered_at[lo:hi] = t
+            if not self.banded:
+                self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
             D = p.max_advance
-            src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-D, 0)[None, :], 0)
             window = sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D)
             w = window * m.advance[lo:hi]
             if sigma is not None:
@@ -195,6 +195,7 @@ class _Tracker:
                 if self.banded:
                     from_q, since = m.tq[self.pos], t - self.entry_t
                 else:
+                    src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-D, 0)[None, :], 0)
                     from_q, since = m.tq[src], t - self.entered_at[src]
                 expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
                 r = np.log((since + 0.04) / (expected + 0.04))
@@ -213,7 +214,8 @@ class _Tracker:
             stay = a * (p.p_chord * g_chord * chord + p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
             move *= em
             new = move + stay
-            self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
+            if not self.banded:
+                self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
         total = float(new.sum())
         if not total > 0.0:
             new = np.full(hi - lo, 1.0)
@@ -358,9 +360,11 @@ class Follower:
         taken: a place in the right passage beats flagging every note."""
         a, q = self.reloc.alpha, self.m.q
         peak = self.reloc.mass_near(best, 2)
+        if peak <= self.p.reloc_peak:
+            return False
         elsewhere = np.abs(q - q[best]) > 1.0
-        if peak <= self.p.reloc_peak or not elsewhere.any() or self.reloc_llr > self.p.reloc_llr_sure:
-            return peak > self.p.reloc_peak
+        if self.reloc_llr > self.p.reloc_llr_sure or not elsewhere.any():
+            return True
         second = int(np.argmax(np.where(elsewhere, a, -1.0)))
         return peak > self.p.reloc_ratio * self.reloc.mass_near(second, 2)
 
@@ -401,7 +405,6 @@ class Follower:
         loc.played = {}
         loc._set_band()
         loc.alpha[loc.lo : loc.hi] = self.reloc.alpha[loc.lo : loc.hi]
-        loc.entered_at[loc.lo : loc.hi] = self.reloc.entered_at[loc.lo : loc.hi]
         loc.alpha /= max(loc.alpha.sum(), 1e-300)
         self.reloc_left = 0
         self.history = []
