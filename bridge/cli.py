@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from collections import Counter
@@ -397,29 +398,56 @@ def cmd_fingering(args: argparse.Namespace) -> int:
 
 
 def cmd_hands(args: argparse.Namespace) -> int:
+    import itertools
     import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from bridge.camera.detect import HandDetector
-    from bridge.camera.frames import read_frames
+    from bridge.camera.frames import is_image, read_frames, read_image
     from bridge.camera.handmodel import hand_model
 
-    detector = HandDetector(hand_model(args.hand_model), tiles=args.tiles, video=not args.no_tracking)
+    model = hand_model(args.hand_model)
+    tracking = not args.no_tracking
+    workers = args.workers or min(4, os.cpu_count() or 1)
+    made: list[HandDetector] = []
+    own = threading.local()  # a MediaPipe landmarker serves one thread at a time
+
+    def detector(video: bool = False) -> HandDetector:
+        if not hasattr(own, "detector"):
+            own.detector = HandDetector(model, tiles=args.tiles, video=video)
+            made.append(own.detector)
+        return own.detector
+
+    def still(path: str):
+        frame = read_image(path)
+        return frame, detector().detect(frame.rgb)
+
     out = _open_out(args.jsonl)
     frames = hands = 0
     try:
-        for frame in read_frames(args.inputs):
-            t_ms = None if frame.index is None or args.no_tracking else int(frame.t * 1000)
-            found = detector.detect(frame.rgb, t_ms)
-            line = {"image": frame.source, "hands": [h.to_dict() for h in found]}
-            if frame.index is not None:
-                line.update(frame=frame.index, t=round(frame.t, 4))
-            out.write(json.dumps(line) + "\n")
-            frames += 1
-            hands += len(found)
+        with ThreadPoolExecutor(workers) as pool:
+            for images, group in itertools.groupby(args.inputs, key=is_image):
+                if images:  # unrelated stills: several at once, one per core
+                    found_in = pool.map(still, list(group))
+                else:  # video frames in order, tracked from one to the next
+                    track = detector(video=tracking)
+                    found_in = (
+                        (f, track.detect(f.rgb, int(f.t * 1000) if tracking else None))
+                        for f in read_frames(list(group))
+                    )
+                for frame, found in found_in:
+                    line = {"image": frame.source, "hands": [h.to_dict() for h in found]}
+                    if frame.index is not None:
+                        line.update(frame=frame.index, t=round(frame.t, 4))
+                    out.write(json.dumps(line) + "\n")
+                    frames += 1
+                    hands += len(found)
     finally:
         if out is not sys.stdout:
             out.close()
-        detector.close()
+        for d in made:
+            d.close()
     print(f"pianobridge: {hands} hands in {frames} frames -> {args.jsonl}", file=sys.stderr)
     return 0
 
@@ -596,6 +624,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or only the whole frame (stock MediaPipe)",
     )
     hd.add_argument("--no-tracking", action="store_true", help="treat video frames as unrelated stills")
+    hd.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="still images searched at once (default: one per CPU core, at most 4)",
+    )
     hd.set_defaults(func=cmd_hands)
 
     cb = sub.add_parser(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import SHARED, cli
 
-from bridge.camera.detect import Hand, handedness_from_geometry, keyboard_rows, merge
+from bridge.camera.detect import Hand, handedness_from_geometry, keyboard_rows, merge, one_of_each
 from bridge.camera.frames import CameraCapture
 from bridge.camera.handmodel import MEMBERS, hand_model
 
@@ -61,6 +61,15 @@ def test_merge_keeps_one_hand_per_place():
     assert merge([b, a, c]) == [a, c]
 
 
+def test_two_hands_called_the_same_are_one_of_each():
+    side_by_side = [Hand("right", 0.9, _hand(0, True) * 40 + (600, 300, 0)), Hand("right", 0.9, _hand(0, True) * 40 + 300)]
+    assert [h.handedness for h in one_of_each(side_by_side)] == ["right", "left"]
+    apart = [Hand("right", 0.9, _hand(0, True) * 40 + (600, 900, 0)), Hand("right", 0.9, _hand(0, True) * 40 + 300)]
+    assert [h.handedness for h in one_of_each(apart)] == ["right", "right"]  # two keyboards: no guess
+    mixed = [Hand("left", 0.9, _hand(0, False) * 40 + (600, 300, 0)), Hand("right", 0.9, _hand(0, True) * 40 + 300)]
+    assert [h.handedness for h in one_of_each(mixed)] == ["left", "right"]  # crossed hands stay crossed
+
+
 def test_keyboard_rows_on_a_drawn_keyboard():
     img = np.full((400, 700), 30, np.uint8)
     img[200:320, 20:680] = 235  # white keys
@@ -100,22 +109,29 @@ def test_hands_found_in_real_frames(tmp_path):
 
 
 @needs_frames
-def test_video_frames_are_tracked(tmp_path):
+def test_videos_and_stills_mixed_keep_their_order(tmp_path):
     import cv2
 
-    still = cv2.imread(str(sorted(FRAMES.glob("*.jpg"))[1]))
+    images = sorted(FRAMES.glob("*.jpg"))[:3]
+    still = cv2.imread(str(images[1]))
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (still.shape[1], still.shape[0]))
     for k in range(6):
         writer.write(np.roll(still, 3 * k, axis=1))
     writer.release()
     out = tmp_path / "v.jsonl"
-    p = cli("hands", video, "--jsonl", out, timeout=300)
+    # a second video starts its time from 0 again, which MediaPipe's tracker refuses
+    inputs = [video, images[0], images[2], video]
+    p = cli("hands", *inputs, "--jsonl", out, "--workers", "2", timeout=300)
     assert p.returncode == 0, p.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [line["frame"] for line in lines] == list(range(6))
+    assert [(line["image"], line.get("frame")) for line in lines] == (
+        [(str(video), k) for k in range(6)] + [(str(images[0]), None), (str(images[2]), None)]
+        + [(str(video), k) for k in range(6)]
+    )  # fmt: skip
     assert lines[1]["t"] == pytest.approx(1 / 30, abs=1e-3)
-    assert all(line["hands"] for line in lines)
+    assert all(line["hands"] for line in lines[:6] + lines[8:])
+    assert [line["hands"] for line in lines[:6]] == [line["hands"] for line in lines[8:]]
 
 
 def test_capture_thread_stamps_and_counts(tmp_path):
@@ -146,7 +162,8 @@ def test_capture_thread_stamps_and_counts(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("missing.jpg", None, "no such image or video"),
+        ("missing.jpg", None, "no such image: "),
+        ("missing.mp4", None, "no such image or video"),
         ("broken.jpg", b"not an image", "cannot read image"),
         ("broken.mp4", b"not a video", "cannot read video"),
     ],

@@ -78,6 +78,18 @@ def merge(hands: list[Hand]) -> list[Hand]:
     return kept
 
 
+def one_of_each(hands: list[Hand]) -> list[Hand]:
+    """Two hands side by side that the geometry calls the same: the one further left is
+    the left hand, since one player has one of each (the rule `bridge.fingerid` also
+    follows). Hands at different heights (views of two keyboards) are left alone."""
+    if len(hands) == 2 and hands[0].handedness == hands[1].handedness:
+        a, b = (h.landmarks[:, 1] for h in hands)
+        if min(a.max(), b.max()) > max(a.min(), b.min()):  # their rows overlap
+            left, right = sorted(hands, key=lambda h: h.landmarks[:, 0].mean())
+            left.handedness, right.handedness = "left", "right"
+    return hands
+
+
 class HandDetector:
     """MediaPipe's hand landmarker over a frame and tiles of it.
 
@@ -90,31 +102,32 @@ class HandDetector:
     """
 
     def __init__(self, model: str | os.PathLike, tiles: str = "keyboard", video: bool = False, confidence: float = 0.2):
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        self.model, self.confidence, self.tiles = model, confidence, tiles
+        self.still = self._landmarker(video=False)
+        self.tracker = self._landmarker(video=True) if video else None
+        self.last_ms = -1
+        self.quiet_first = True  # the first landmarks found make MediaPipe log a warning
+
+    def _landmarker(self, video: bool):
         from bridge.errors import UserError
 
-        os.environ.setdefault("GLOG_minloglevel", "2")
         with quiet_stderr():
             from mediapipe.tasks.python import BaseOptions, vision
 
-            def make(mode):
-                options = vision.HandLandmarkerOptions(
-                    base_options=BaseOptions(model_asset_path=str(model)),
-                    num_hands=2,
-                    min_hand_detection_confidence=confidence,
-                    min_hand_presence_confidence=confidence,
-                    running_mode=mode,
-                )
-                return vision.HandLandmarker.create_from_options(options)
-
+            options = vision.HandLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(self.model)),
+                num_hands=2,
+                min_hand_detection_confidence=self.confidence,
+                min_hand_presence_confidence=self.confidence,
+                running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            )
             try:
-                self.still = make(vision.RunningMode.IMAGE)
-                self.tracker = make(vision.RunningMode.VIDEO) if video else None
+                return vision.HandLandmarker.create_from_options(options)
             except (RuntimeError, ValueError) as e:
                 raise UserError(
-                    f"not a MediaPipe hand landmarker model: {model} ({str(e).splitlines()[0][:120]})"
+                    f"not a MediaPipe hand landmarker model: {self.model} ({str(e).splitlines()[0][:120]})"
                 ) from None
-        self.tiles = tiles
-        self.quiet_first = True  # the first landmarks found make MediaPipe log a warning
 
     def _run(self, rgb: np.ndarray, x0: int = 0, y0: int = 0, t_ms: int | None = None) -> list[Hand]:
         import mediapipe as mp
@@ -134,10 +147,16 @@ class HandDetector:
         return hands
 
     def detect(self, rgb: np.ndarray, t_ms: int | None = None) -> list[Hand]:
-        """Hands in an RGB frame; ``t_ms`` (video mode) is the frame's time in ms."""
+        """Hands in an RGB frame; ``t_ms`` (video mode) is the frame's time in ms. A time
+        that goes back starts another video: the hands tracked so far are forgotten."""
+        if self.tracker is not None and t_ms is not None:
+            if t_ms <= self.last_ms:  # MediaPipe's tracker only takes rising times
+                self.tracker.close()
+                self.tracker = self._landmarker(video=True)
+            self.last_ms = t_ms
         hands = self._run(rgb, t_ms=t_ms if self.tracker is not None else None)
         if self.tiles == "none" or (t_ms is not None and len(hands) >= 2):
-            return hands
+            return one_of_each(hands)
         height, width = rgb.shape[:2]
         side = min(width, int(TILE * height))
         rows = None
@@ -146,7 +165,7 @@ class HandDetector:
             rows = keyboard_rows(gray)
         for x, y in tile_origins(width, height, side, rows):
             hands += self._run(rgb[y : y + side, x : x + side], x, y)
-        return merge(hands)
+        return one_of_each(merge(hands))
 
     def close(self) -> None:
         for lm in (self.still, self.tracker):

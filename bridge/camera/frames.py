@@ -24,20 +24,34 @@ class Frame:
     rgb: np.ndarray
 
 
+def is_image(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str) -> Frame:
+    """One still image."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"no such image: {p}")
+    bgr = cv2.imread(str(p))
+    if bgr is None:
+        raise UserError(f"cannot read image: {p}")
+    return Frame(path, None, None, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
 def read_frames(paths: list[str]) -> Iterator[Frame]:
     """Every still image, and every frame of every video, in order."""
     import cv2
 
     for path in paths:
+        if is_image(path):
+            yield read_image(path)
+            continue
         p = Path(path)
         if not p.is_file():
             raise UserError(f"no such image or video: {p}")
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            bgr = cv2.imread(str(p))
-            if bgr is None:
-                raise UserError(f"cannot read image: {p}")
-            yield Frame(path, None, None, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            continue
         with quiet_stderr():  # FFmpeg describes a broken file at length on fd 2
             cap = cv2.VideoCapture(str(p))
             ok, bgr = cap.read() if cap.isOpened() else (False, None)
