@@ -1,6 +1,6 @@
 """End-to-end latency: note-on into a real MIDI port -> the bridge's OSC /note on loopback.
 
-    python benchmarks/latency.py [--notes 10000] [--rate 40] [--period 128]
+    python benchmarks/latency.py [--notes 10000] [--rate 40] [--period 128] [--echo]
 
 A JACK dummy server carries the MIDI (started here with --period frames at 48 kHz if
 none runs). `pianobridge run` follows the bundled 2,090-note sonatina from a virtual
@@ -8,6 +8,9 @@ port; this process plays the sonatina's own performance into that port, looped, 
 times each note-on against the /note message that comes back. Both processes read
 CLOCK_MONOTONIC, which Linux shares across processes. Prints p50 / p99 / max and the
 notes that never came back; JACK's period is part of the path and is printed with them.
+--echo puts a bare echo in the bridge's place (the same virtual port, read the same way,
+handed to a second thread, answered with an OSC /note; no engine, no log): the floor
+this machine sets under any bridge.
 """
 
 from __future__ import annotations
@@ -30,6 +33,31 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 JACK_API = "mido.backends.rtmidi/UNIX_JACK"
+# the live bridge's path without the engine: rtmidi drained every 0.5 ms (as
+# bridge.midiport does), a queue to one consumer thread, python-osc out
+ECHO = """
+import queue, sys, threading, rtmidi
+from pythonosc.udp_client import SimpleUDPClient
+sys.setswitchinterval(0.0005)
+osc = SimpleUDPClient("127.0.0.1", int(sys.argv[1]))
+rt = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="echo", queue_size_limit=8192)
+rt.open_virtual_port("pb-latency")
+q = queue.SimpleQueue()
+def answer():
+    while True:
+        b = q.get()
+        if b[0] & 0xF0 == 0x90 and b[2]:
+            osc.send_message("/pianobridge/note", [0.0, b[1], b[2]])
+threading.Thread(target=answer, daemon=True).start()
+print("ready", file=sys.stderr, flush=True)
+stop = threading.Event()
+while True:
+    item = rt.get_message()
+    if item is None:
+        stop.wait(0.0005)
+    else:
+        q.put(item[0])
+"""
 
 
 def jack_running() -> bool:
@@ -42,6 +70,7 @@ def main() -> None:
     ap.add_argument("--notes", type=int, default=10_000)
     ap.add_argument("--rate", type=float, default=40.0, help="note-ons per second")
     ap.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz, if started here")
+    ap.add_argument("--echo", action="store_true", help="a bare echo in place of the bridge (the floor)")
     a = ap.parse_args()
     sys.setswitchinterval(0.0002)  # hand the GIL to the receiver thread promptly
     if shutil.which("jackd") is None:
@@ -76,12 +105,27 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     session = Path(tempfile.mkdtemp()) / "latency.jsonl"
-    bridge = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "run", "--score", str(ROOT / "scores" / "sonatina.musicxml"),
-         "--virtual-port", "pb-latency", "--osc", f"127.0.0.1:{server.server_address[1]}",
-         "--session", str(session), "--no-view"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    osc_port = str(server.server_address[1])
+    cmd = (
+        [sys.executable, "-c", ECHO, osc_port]
+        if a.echo
+        else [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "run",
+            "--score",
+            str(ROOT / "scores" / "sonatina.musicxml"),
+            "--virtual-port",
+            "pb-latency",
+            "--osc",
+            f"127.0.0.1:{osc_port}",
+            "--session",
+            str(session),
+            "--no-view",
+        ]
+    )
+    bridge = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
     for line in bridge.stderr:
         if "ready" in line:
             break
@@ -117,14 +161,17 @@ def main() -> None:
 
     lat_ms = np.array(latencies) * 1000.0
     lost = a.notes - len(lat_ms)
-    # where were they lost: the session log holds every note-on the bridge received
-    arrived = sum(1 for line in session.read_text().splitlines() if '"dir":"in","type":"note_on"' in line)
+    where = "a bare echo (no engine, no log)" if a.echo else "`pianobridge run` on a 2,090-note score"
+    if a.echo:
+        lost_how = ""
+    else:  # where were they lost: the session log holds every note-on the bridge received
+        arrived = sum(1 for line in session.read_text().splitlines() if '"dir":"in","type":"note_on"' in line)
+        lost_how = f" (the bridge logged {arrived} note-ons arriving over MIDI)"
     print(
         f"{a.notes} note-ons at {a.rate:g}/s through JACK (period {a.period} frames at 48 kHz = "
-        f"{a.period / 48:.2f} ms) into `pianobridge run` on a 2,090-note score:\n"
+        f"{a.period / 48:.2f} ms) into {where}:\n"
         f"  note-on -> OSC /note: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms, "
-        f"max {lat_ms.max():.2f} ms; lost {lost} ({a.notes - arrived} never reached the bridge over MIDI, "
-        f"{arrived - len(lat_ms)} replies lost on the way back)"
+        f"max {lat_ms.max():.2f} ms; lost {lost}{lost_how}"
     )
 
 
