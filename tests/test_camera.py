@@ -62,7 +62,10 @@ def test_merge_keeps_one_hand_per_place():
 
 
 def test_two_hands_called_the_same_are_one_of_each():
-    side_by_side = [Hand("right", 0.9, _hand(0, True) * 40 + (600, 300, 0)), Hand("right", 0.9, _hand(0, True) * 40 + 300)]
+    side_by_side = [
+        Hand("right", 0.9, _hand(0, True) * 40 + (600, 300, 0)),
+        Hand("right", 0.9, _hand(0, True) * 40 + 300),
+    ]
     assert [h.handedness for h in one_of_each(side_by_side)] == ["right", "left"]
     apart = [Hand("right", 0.9, _hand(0, True) * 40 + (600, 900, 0)), Hand("right", 0.9, _hand(0, True) * 40 + 300)]
     assert [h.handedness for h in one_of_each(apart)] == ["right", "right"]  # two keyboards: no guess
