@@ -397,6 +397,21 @@ def cmd_fingering(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type):
+    """An argparse type: a number of ``kind`` above zero."""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return convert
+
+
 def cmd_hands(args: argparse.Namespace) -> int:
     import itertools
     import json
@@ -535,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         "MIDI system, else from an internal source - with OSC to a local receiver, the live "
         "view and a session log; then prints a summary and writes a report plot.",
     )
-    d.add_argument("--speed", type=float, default=1.0, help="play this many times faster (default 1)")
+    d.add_argument("--speed", type=_positive(float), default=1.0, help="play this many times faster (default 1)")
     d.add_argument("--session", metavar="FILE", help="session log file (default: a new one in ~/pianobridge-sessions)")
     d.add_argument("--no-view", action="store_true", help="no live terminal view")
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
@@ -626,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("--no-tracking", action="store_true", help="treat video frames as unrelated stills")
     hd.add_argument(
         "--workers",
-        type=int,
+        type=_positive(int),
         metavar="N",
         help="still images searched at once (default: one per CPU core, at most 4)",
     )
@@ -660,8 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("task", choices=("fingering", "hands"))
     tr.add_argument("pig", help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles)")
     tr.add_argument("--out", help="weights file (default: model/TASK.npz)")
-    tr.add_argument("--members", type=int, default=None, help="networks in the ensemble")
-    tr.add_argument("--steps", type=int, default=None, help="training steps per network")
+    tr.add_argument("--members", type=_positive(int), default=None, help="networks in the ensemble")
+    tr.add_argument("--steps", type=_positive(int), default=None, help="training steps per network")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
         "--holdout", action="store_true", help="hold out pieces whose number is a multiple of 5 and report on them"

@@ -116,6 +116,16 @@ def test_midi_without_notes(tmp_path):
     assert p.returncode == 2 and "no notes" in p.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("demo", "--speed", "0"), ("demo", "--speed", "fast"), ("hands", "x.jpg", "--jsonl", "-", "--workers", "-1")],
+)
+def test_numbers_that_must_be_positive(args):
+    p = cli(*args)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"pianobridge {args[0]}: error: argument --")
+
+
 def test_help_lists_commands():
     p = cli("--help")
     assert p.returncode == 0 and "follow" in p.stdout and "demo" in p.stdout
