@@ -81,7 +81,8 @@ class MidiInput:
     ``sink`` with input events and status events from a reader thread of its own.
 
     No Python runs in the MIDI system's thread: a Python callback there must take the
-    GIL, and while the engine holds it JACK's cycle overruns and drops MIDI. rtmidi
+    GIL, and while another thread holds it, python-rtmidi's JACK callback is handed the
+    previous message again instead of the new one (docs/benchmarks.md, latency). rtmidi
     queues messages in C++ instead, and the reader drains that queue every
     ``read_every_s`` (so arrival stamps are at most that late).
     """
