@@ -106,26 +106,10 @@ def main() -> None:
 
     session = Path(tempfile.mkdtemp()) / "latency.jsonl"
     osc_port = str(server.server_address[1])
-    cmd = (
-        [sys.executable, "-c", ECHO, osc_port]
-        if a.echo
-        else [
-            sys.executable,
-            "-m",
-            "bridge.cli",
-            "run",
-            "--score",
-            str(ROOT / "scores" / "sonatina.musicxml"),
-            "--virtual-port",
-            "pb-latency",
-            "--osc",
-            f"127.0.0.1:{osc_port}",
-            "--session",
-            str(session),
-            "--no-view",
-        ]
-    )
-    bridge = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = [sys.executable, "-m", "bridge.cli", "run", "--score", str(ROOT / "scores" / "sonatina.musicxml"),
+           "--virtual-port", "pb-latency", "--osc", f"127.0.0.1:{osc_port}", "--session", str(session), "--no-view"]  # fmt: skip
+    cmd = [sys.executable, "-c", ECHO, osc_port] if a.echo else run
+    bridge = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in bridge.stderr:
         if "ready" in line:
             break

@@ -415,7 +415,6 @@ def _positive(kind: type):
 def cmd_hands(args: argparse.Namespace) -> int:
     import itertools
     import json
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from bridge.camera.detect import HandDetector
