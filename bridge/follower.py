@@ -50,11 +50,16 @@ class FollowerParams:
     chord_spread_s: float = 0.12  # typical spread of one chord's notes
     p_back: tuple[float, ...] = (0.006, 0.002)
     skip_note: float = 0.08  # probability a single-note event is left out
-    skip_grace: float = 0.5
+    skip_grace: float = 0.7  # a left-out grace note (players drop them far more readily)
     timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
     timing_floor: float = 0.04
     pause_s: float = 1.0  # a gap this long (and pause_quarters at the tempo) wakes the relocaliser
     pause_quarters: float = 2.0
+    # after a pause: "the top" is the first event (a performance's first note may land
+    # further in: its prior decays by 2 a quarter), and the next note goes on past the
+    # last one as often as it sounds again there
+    top_decay: float = 8.0
+    here_next: float = 0.5
     reloc_back_q: float = 12.0  # how far back restarts typically go (decay, quarters)
     # prior mass on: here, a little back, a little ahead, the top, anywhere. After a pause
     # players mostly restart; when the notes stop fitting mid-flow they as often skipped on.
@@ -135,6 +140,12 @@ class _Model:
         self.bar_weight = np.where(bar, 5.0, 1.0)
         self.bar_weight[0] = 5.0
 
+    def moves(self, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """The belief ``a`` over events [lo, hi) carried forward: [j, i] is what reaches
+        event lo + j from D - i events before it, paid for the events skipped."""
+        D = self.advance.shape[1]
+        return sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D) * self.advance[lo:hi]
+
 
 class _Tracker:
     """Forward belief over events in [lo, hi); the band is the whole score for the relocaliser."""
@@ -183,9 +194,7 @@ class _Tracker:
                 self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
-            D = p.max_advance
-            window = sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D)
-            w = window * m.advance[lo:hi]
+            w = m.moves(a, lo, hi)
             if sigma is not None:
                 # timing: the time since the source event was entered against its
                 # distance to the target in the score at the running tempo. The band
@@ -195,7 +204,7 @@ class _Tracker:
                 if self.banded:
                     from_q, since = m.tq[self.pos], t - self.entry_t
                 else:
-                    src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-D, 0)[None, :], 0)
+                    src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-p.max_advance, 0)[None, :], 0)
                     from_q, since = m.tq[src], t - self.entered_at[src]
                 expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
                 r = np.log((since + 0.04) / (expected + 0.04))
@@ -263,11 +272,11 @@ class Follower:
 
     # -- priors -------------------------------------------------------------
 
-    def _start_prior(self) -> np.ndarray:
+    def _start_prior(self, decay: float = 2.0) -> np.ndarray:
         prior = np.zeros(self.m.n)
         first = self.m.q[0]
         near_start = self.m.q <= first + 8.0
-        prior[near_start] = np.exp(-2.0 * (self.m.q[near_start] - first))
+        prior[near_start] = np.exp(-decay * (self.m.q[near_start] - first))
         return prior * self.m.bar_weight
 
     def _reloc_prior(self, mix: tuple[float, ...]) -> np.ndarray:
@@ -282,6 +291,9 @@ class Follower:
 
         here = np.zeros(m.n)
         here[loc.lo : loc.hi] = loc.alpha[loc.lo : loc.hi]
+        # the next note either sounds again on the last event (the rest of a chord, a
+        # re-struck note) or goes on to the following ones
+        here = (1.0 - p.here_next) * norm(here) + p.here_next * norm(m.moves(here, 0, m.n).sum(axis=1))
         dist = cur_q - m.q
         back = np.where((dist >= -0.5) & (dist <= 64.0), np.exp(-np.maximum(dist, 0.0) / p.reloc_back_q), 0.0)
         ahead = np.where((dist < -0.5) & (dist >= -32.0), np.exp(dist / p.reloc_back_q), 0.0)
@@ -290,7 +302,7 @@ class Follower:
             w[0] * norm(here)
             + w[1] * norm(back * m.bar_weight)
             + w[2] * norm(ahead * m.bar_weight)
-            + w[3] * norm(self._start_prior())
+            + w[3] * norm(self._start_prior(p.top_decay))
             + w[4] * norm(m.bar_weight.copy())
         )
 

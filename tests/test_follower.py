@@ -1,5 +1,8 @@
 """The follower on bundled pieces: clean, with mistakes, restarts and skips."""
 
+from dataclasses import replace
+
+import music21 as m21
 import pytest
 from conftest import bundled
 from helpers import notes_to_recover, position_ok, run, verdicts
@@ -119,3 +122,42 @@ def test_restart_in_slow_music_is_found_though_the_pause_is_short(name):
     notes = verdicts(run(score, played))
     n = notes_to_recover(score, played, notes, jump_t)
     assert n is not None and n <= 8, f"recovered after {n} notes"
+
+
+# two bars of chords that open the piece and come back in bar 7
+THEME = [(60, 64, 67), (62, 65, 69), (64, 67, 71), (65, 69, 72), (67, 71, 74), (69, 72, 76), (71, 74, 77), (72, 76, 79)]
+BARS = [THEME, [79, 76, 72, 67, 77, 74, 71, 67], [76, 72, 69, 65, 74, 71, 67, 62], THEME]
+BARS += [[47, 50, 53, 50, 48, 52, 55, 52], [45, 48, 52, 48, 43, 47, 50, 55]]
+
+
+@pytest.fixture(scope="module")
+def returning_theme(tmp_path_factory):
+    part = m21.stream.Part([m21.meter.TimeSignature("4/4")])
+    for pitches in (p for bars in BARS for p in bars):
+        part.append(m21.chord.Chord(pitches) if isinstance(pitches, tuple) else m21.note.Note(pitches))
+    path = tmp_path_factory.mktemp("theme") / "theme.musicxml"
+    m21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path, use_cache=False)
+    return score, simulate.render(score, seed=5, bpm=100.0, rubato=0.0)
+
+
+def test_a_pause_then_going_on_is_not_a_restart(returning_theme):
+    """The music after the pause also opens the piece: the player who stops for breath
+    at the end of bar 6 and goes on is where they were, not back at the top."""
+    score, base = returning_theme
+    resume = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 24.0)
+    played = base[:resume] + [replace(p, t=p.t + 2.5) for p in base[resume:]]
+    out = run(score, played)
+    assert not any(isinstance(o, Jump) for o in out)
+    assert all(position_ok(score, played, verdicts(out)))
+
+
+def test_a_restart_on_the_theme_goes_back_not_to_the_top(returning_theme):
+    """Stopped in bar 12, the player goes back to the theme's second note in bar 7: the same
+    notes follow the piece's second note, but a restart at the top starts on its first."""
+    score, base = returning_theme
+    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 44.0)
+    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=25.0, pause_s=1.5)
+    out = run(score, played)
+    assert [o.to.measure for o in out if isinstance(o, Jump)] == [7]
+    assert notes_to_recover(score, played, verdicts(out), jump_t) <= 6  # two chords
