@@ -153,8 +153,8 @@ def test_a_pause_then_going_on_is_not_a_restart(returning_theme):
 
 
 def test_a_restart_on_the_theme_goes_back_not_to_the_top(returning_theme):
-    """Stopped in bar 12, the player goes back to the theme's second note in bar 7: the same
-    notes follow the piece's second note, but a restart at the top starts on its first."""
+    """Stopped in bar 12, the player goes back to the theme's second chord in bar 7: the same
+    notes follow the piece's second chord, but a restart at the top starts on its first."""
     score, base = returning_theme
     cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 44.0)
     played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=25.0, pause_s=1.5)
