@@ -418,9 +418,10 @@ def cmd_hands(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from bridge.camera.detect import HandDetector
-    from bridge.camera.frames import is_image, read_frames, read_image
+    from bridge.camera.frames import check_inputs, is_image, read_frames, read_image
     from bridge.camera.handmodel import hand_model
 
+    check_inputs(args.inputs)  # a mistyped name is reported before any model is loaded
     model = hand_model(args.hand_model)
     tracking = not args.no_tracking
     workers = args.workers or min(4, os.cpu_count() or 1)
@@ -686,6 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # a real command line, not a caller's: C libraries keep off the terminal
+        from bridge.native import divert_native_stderr
+
+        divert_native_stderr()
     try:
         return args.func(args)
     except UserError as e:

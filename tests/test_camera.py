@@ -3,6 +3,7 @@ overhead piano frames (the shared development frames, when present), frames from
 images, videos and a capture thread, and one-line errors."""
 
 import json
+import os
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -177,6 +178,42 @@ def test_bad_input_one_line(tmp_path, name, content, message):
         path.write_bytes(content)
     p = cli("hands", path, "--jsonl", tmp_path / "o.jsonl")
     assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_a_landmarker_built_and_torn_down_leaves_one_line(tmp_path):
+    """MediaPipe 1.2.3 logs from native code as each landmarker is destroyed; none of it
+    may reach the user, whatever the library logs next."""
+    import cv2
+
+    img = tmp_path / "keys.png"
+    cv2.imwrite(str(img), np.full((96, 160, 3), 200, np.uint8))
+    p = cli("hands", img, img, "--jsonl", tmp_path / "o.jsonl", "--workers", "2", timeout=300)
+    assert p.returncode == 0 and p.stderr.splitlines() == [
+        f"pianobridge: 0 hands in 2 frames -> {tmp_path / 'o.jsonl'}"
+    ], p.stderr
+
+
+def test_native_stderr_diverted_python_stderr_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import os, sys\n"
+        "from bridge.native import divert_native_stderr\n"
+        "divert_native_stderr()\n"
+        "os.write(2, b'INFO: from C\\n')\n"
+        "print('pianobridge: ours', file=sys.stderr)\n"
+    )
+    log = tmp_path / "native.log"
+    for env, native_to in (({}, None), ({"PIANOBRIDGE_NATIVE_LOG": str(log)}, log)):
+        p = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}
+        )
+        assert p.returncode == 0 and p.stderr == "pianobridge: ours\n", p.stderr
+        if native_to:
+            assert native_to.read_text() == "INFO: from C\n"
 
 
 def test_missing_or_bad_model_file(tmp_path):

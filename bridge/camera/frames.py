@@ -28,6 +28,37 @@ def is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def check_inputs(paths: list[str]) -> None:
+    """Raise `UserError` for the first path that is missing or cannot be an image or video:
+    cheap checks (a file header, a video's first frame) made before any work starts."""
+    import cv2
+
+    for path in paths:
+        p = Path(path)
+        if is_image(path):
+            if not p.is_file():
+                raise UserError(f"no such image: {p}")
+            if not cv2.haveImageReader(str(p)):
+                raise UserError(f"cannot read image: {p}")
+        else:
+            _open_video(p)[0].release()
+
+
+def _open_video(p: Path):
+    """An open capture and its first frame (BGR), or `UserError`."""
+    import cv2
+
+    if not p.is_file():
+        raise UserError(f"no such image or video: {p}")
+    with quiet_stderr():  # FFmpeg describes a broken file at length on fd 2
+        cap = cv2.VideoCapture(str(p))
+        ok, bgr = cap.read() if cap.isOpened() else (False, None)
+    if not ok:
+        cap.release()
+        raise UserError(f"cannot read video: {p}")
+    return cap, bgr
+
+
 def read_image(path: str) -> Frame:
     """One still image."""
     import cv2
@@ -49,14 +80,8 @@ def read_frames(paths: list[str]) -> Iterator[Frame]:
         if is_image(path):
             yield read_image(path)
             continue
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"no such image or video: {p}")
-        with quiet_stderr():  # FFmpeg describes a broken file at length on fd 2
-            cap = cv2.VideoCapture(str(p))
-            ok, bgr = cap.read() if cap.isOpened() else (False, None)
-        if not ok:
-            raise UserError(f"cannot read video: {p}")
+        cap, bgr = _open_video(Path(path))
+        ok = True
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         k = 0
         while ok:
