@@ -36,6 +36,13 @@ def test_replay_notices_a_difference(tmp_path):
     assert r.returncode == 1 and "replay differs" in r.stderr
 
 
+def _logged_note_ons(log) -> int:
+    try:
+        return log.read_text().count('"type":"note_on"')
+    except FileNotFoundError:
+        return 0
+
+
 def test_sigkill_loses_at_most_the_event_in_flight(tmp_path):
     log = tmp_path / "s.jsonl"
     proc = subprocess.Popen(
@@ -43,7 +50,11 @@ def test_sigkill_loses_at_most_the_event_in_flight(tmp_path):
          "--realtime", "--session", str(log)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(4.0)
+    # kill mid-performance: once the log holds ten key presses, however long start-up took
+    deadline = time.monotonic() + 120
+    while _logged_note_ons(log) < 10 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the performance ended before the kill"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     s = read_session(log)  # every line parses
