@@ -265,6 +265,9 @@ CONFIG_KEYS = {
     "camera",
     "calibration",
     "hand_model",
+    "osc_in_remote",
+    "osc_token",
+    "library",
 }
 
 
@@ -700,6 +703,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in a file
+        print(f"pianobridge: internal error: {type(e).__name__}: {str(e)[:200]} ({_crash_report()})", file=sys.stderr)
+        return 70
+
+
+def _crash_report() -> str:
+    """Write the current exception's traceback where a bug report can pick it up."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exc())
+    for folder in (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pianobridge",
+        Path(tempfile.gettempdir()),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+            path.write_text(f"pianobridge {__version__} {' '.join(sys.argv)}\n{text}")
+            return f"this is a bug; details in {path}"
+        except OSError:
+            continue
+    return "this is a bug"
 
 
 if __name__ == "__main__":

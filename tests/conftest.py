@@ -76,3 +76,33 @@ def jack():
     if proc is not None:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# runs a command and writes its peak resident memory (kB) to the file named first
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
+def cli_measured(*args, timeout: float = 60, **kw) -> tuple[subprocess.CompletedProcess, float]:
+    """``cli`` that also gives the command's peak memory in MB; a command still running
+    after ``timeout`` seconds is killed and fails the test (a hang is a defect too)."""
+    import signal
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _MEASURE, rss.name, sys.executable, "-m", "bridge.cli", *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
+            start_new_session=True, **kw,
+        )  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"pianobridge {' '.join(map(str, args))} still ran after {timeout} s")
+        peak_mb = int(rss.read() or 0) / 1024
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), peak_mb
