@@ -2,7 +2,9 @@
 
 music21 gives pitches, offsets, ties, grace notes, ornaments, dynamics, tempo and
 time signatures; it drops ``<note id>``, fingering substitutions and the repeat
-structure we want, so a light lxml pass over the same bytes supplies those.
+structure we want, so a light lxml pass over the same bytes supplies those. The lxml
+pass also checks every value and size first, so a broken or hostile file is refused in
+one line before music21 (slow and memory-hungry on huge input) sees it.
 Parsed scores are cached by content hash, so a second load skips music21 entirely.
 """
 
@@ -10,23 +12,56 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import lzma
 import os
-import pickle
 import sys
+import tempfile
 import warnings
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
 from bridge.errors import UserError
-from bridge.score import MeasureRepeatInfo, Score, ScoreNote, unfold_measures
+from bridge.score import MeasureRepeatInfo, Score, ScoreNote, score_from_data, score_to_data, unfold_measures
+from bridge.userfiles import read_bytes
 
-CACHE_VERSION = 3  # bump whenever Score, ScoreNote or ScoreEvent change
+CACHE_FORMAT = 4  # bump whenever Score, ScoreNote or ScoreEvent change
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
+              "breve", "long", "maxima"}  # fmt: skip
+
+# Limits on what a score may hold, checked before music21 sees it. music21 takes up to about
+# 10 KB and 0.5 ms for each note, direction, fermata or other element it makes an object of,
+# and more than linear time in some shapes; at these limits the worst files we found take
+# about 30 s and 600 MB. The largest nasap-dev score (2.6 MB) has 291 measures, 7,700 items
+# in them, 77,000 elements and at most 30 elements in one note.
+MAX_SCORE_BYTES = 20_000_000  # the file, and the score inside an .mxl
+MAX_ELEMENTS = 500_000  # XML elements in the document
+MAX_MEASURE_ITEMS = 50_000  # measures and their notes, directions, barlines, ...
+# measures in all parts together: music21's time grows faster than the measures (6,000
+# measures with a tie across each bar take 14 s); long piano works have a few hundred
+MAX_MEASURES = 3_000
+# each measure shorter than its time signature costs music21 about 2 us for each measure
+# and item so far in its part: this bounds that to about 20 s (real scores: under 100,000)
+MAX_SHORT_MEASURE_WORK = 10_000_000
+MAX_ITEM_ELEMENTS = 100  # elements in one note or direction (music21 is quadratic in them; real: 30)
+MAX_VOICES = 64  # voices in one measure of a part (music21 is quadratic in them)
+MAX_STAVES = 16
+MAX_BEATS = 32  # in a time signature (music21's time for one grows with the square of it)
+MAX_REPEAT = 16  # a section played more often than this, or a volta number above it
+MAX_DIVISIONS = 1_000_000
+MAX_DURATION_Q = 1024  # quarters, for one note, backup or forward
+TEMPO_RANGE = (10.0, 1000.0)  # quarter notes per minute
+# .mxl containers: real MusicXML deflates 18-48:1 (bundled and nasap-dev scores), a bomb about 1000:1
+MAX_MXL_MEMBERS = 100
+MAX_MXL_RATIO = 200
+MAX_CACHE_BYTES = 64_000_000  # an entry for MAX_UNFOLDED notes is about 30 MB
 
 
 def cache_dir() -> Path:
@@ -39,65 +74,123 @@ def cache_dir() -> Path:
 def read_musicxml_bytes(path: str | os.PathLike) -> bytes:
     """The score document's bytes; for .mxl, the root file named in the container."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"score file not found: {p}")
-    data = p.read_bytes()
+    data = read_bytes(p, "score file", MAX_SCORE_BYTES)
     if not data.strip():
         raise UserError(f"score file is empty: {p}")
     if data[:2] == b"PK":
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = z.namelist()
-                root = None
-                if "META-INF/container.xml" in names:
-                    cont = etree.fromstring(z.read("META-INF/container.xml"))
-                    rf = cont.find(".//{*}rootfile")
-                    root = rf.get("full-path") if rf is not None else None
-                root = root or next(
-                    (n for n in names if n.endswith((".xml", ".musicxml")) and not n.startswith("META-INF")), None
-                )
-                if root is None:
-                    raise UserError(f"compressed MusicXML has no score inside: {p}")
-                return z.read(root)
-        except zipfile.BadZipFile as e:
+                return _mxl_score(z, p)
+        # what zipfile and its decompressors raise for damaged, encrypted (RuntimeError) or exotic
+        # archives: bad names and offsets (ValueError), bad bzip2 data (OSError), short data (EOFError)
+        except (zipfile.BadZipFile, RuntimeError, ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
             raise UserError(f"corrupt compressed MusicXML file {p}: {e}") from None
     return data
+
+
+def _mxl_score(z: zipfile.ZipFile, p: Path) -> bytes:
+    """The root file of an .mxl: the first rootfile of META-INF/container.xml, else
+    the first MusicXML file in it."""
+    infos = z.infolist()
+    if len(infos) > MAX_MXL_MEMBERS:
+        raise UserError(f"compressed MusicXML file {p} has {len(infos)} files inside, more than {MAX_MXL_MEMBERS}")
+    names = {i.filename for i in infos}
+    if "META-INF/container.xml" not in names:
+        root = next(
+            (n for n in z.namelist() if n.endswith((".xml", ".musicxml")) and not n.startswith("META-INF")), None
+        )
+        if root is None:
+            raise UserError(f"compressed MusicXML has no score inside: {p}")
+        return _unpack(z, root, p)
+    try:
+        container = etree.fromstring(
+            _unpack(z, "META-INF/container.xml", p), parser=etree.XMLParser(resolve_entities=False)
+        )
+    except etree.XMLSyntaxError as e:
+        raise UserError(f"{p}: META-INF/container.xml is not readable XML ({e.msg})") from None
+    rootfile = container.find(".//{*}rootfile")
+    root = rootfile.get("full-path") if rootfile is not None else None
+    if not root:
+        raise UserError(f"{p}: META-INF/container.xml names no rootfile")
+    # zip names are relative POSIX paths; anything else is a mistake or an attempt to escape
+    if PurePosixPath(root).is_absolute() or "\\" in root or ".." in PurePosixPath(root).parts:
+        raise UserError(f"{p}: rootfile {_short(root)} is not a plain path inside the archive")
+    if root not in names:
+        raise UserError(f"{p}: rootfile {_short(root)} is not in the archive")
+    return _unpack(z, root, p)
+
+
+def _unpack(z: zipfile.ZipFile, name: str, p: Path) -> bytes:
+    """One member's bytes, refused on the declared sizes and again while it unpacks (the
+    declared sizes are the archive's word, not a fact)."""
+    info = z.getinfo(name)
+    _check_unpacked(info.file_size, info, p)
+    out = bytearray()
+    with z.open(info) as f:
+        while chunk := f.read(2**20):
+            out += chunk
+            _check_unpacked(len(out), info, p)
+    return bytes(out)
+
+
+def _check_unpacked(size: int, info: zipfile.ZipInfo, p: Path) -> None:
+    if size > MAX_SCORE_BYTES:
+        raise UserError(f"{info.filename} in {p} unpacks to more than {MAX_SCORE_BYTES // 1_000_000} MB")
+    if size > 2**20 and size > MAX_MXL_RATIO * info.compress_size:  # small files may compress well
+        raise UserError(
+            f"{info.filename} in {p} unpacks more than {MAX_MXL_RATIO} times its compressed size (a zip bomb?)"
+        )
 
 
 def load_score(path: str | os.PathLike, use_cache: bool = True) -> Score:
     """Load a MusicXML score, unfolded, with stable note ids.
 
-    Raises :class:`UserError` for a missing, empty, unreadable or note-less file.
+    Raises :class:`UserError` for a missing, empty, unreadable, oversized or note-less file.
     """
     data = read_musicxml_bytes(path)
-    key = hashlib.sha256(data + f"v{CACHE_VERSION}".encode()).hexdigest()
-    cached = cache_dir() / f"{key}.pkl"
-    if use_cache and cached.is_file():
-        try:
-            with open(cached, "rb") as f:
-                return pickle.load(f)
-        except Exception:  # a stale or truncated cache entry is rebuilt, never trusted
-            pass
+    digest = hashlib.sha256(data).hexdigest()
+    cached = cache_dir() / f"{digest}.json"
+    if use_cache and (score := _cached_score(cached, digest)) is not None:
+        return score
     try:
         score = parse_score(data, title=Path(path).stem)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
     if use_cache:
+        entry = {"format": CACHE_FORMAT, "source_sha256": digest, **score_to_data(score)}
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                pickle.dump(score, f, protocol=pickle.HIGHEST_PROTOCOL)
+            cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # a fresh name (O_EXCL) so a planted file or link at a predictable name is never written through
+            fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(entry, f, allow_nan=False, separators=(",", ":"))
             os.replace(tmp, cached)
         except OSError:
             pass  # a read-only cache only costs speed
     return score
 
 
+def _cached_score(path: Path, digest: str) -> Score | None:
+    """The score cached at ``path`` for the source with sha256 ``digest``, or None: a missing,
+    stale, damaged or planted entry is rebuilt, never trusted (JSON cannot run code)."""
+    try:
+        entry = json.loads(read_bytes(path, "cache entry", MAX_CACHE_BYTES), parse_constant=_no_constant)
+        if not isinstance(entry, dict) or (entry.get("format"), entry.get("source_sha256")) != (CACHE_FORMAT, digest):
+            return None
+        return score_from_data(entry)
+    except (UserError, ValueError, RecursionError):  # JSON nested too deep raises RecursionError
+        return None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} in a cache entry")  # NaN and Infinity are never written
+
+
 # ---------------------------------------------------------------- lxml pass
 
 
 def xml_root(data: bytes) -> etree._Element:
+    """The parsed document, refused unless it is a partwise MusicXML score of bounded size."""
     try:
         root = etree.fromstring(data, parser=etree.XMLParser(huge_tree=True, resolve_entities=False))
     except etree.XMLSyntaxError as e:
@@ -107,14 +200,66 @@ def xml_root(data: bytes) -> etree._Element:
         raise UserError("timewise MusicXML is not supported; export it as partwise")
     if tag != "score-partwise":
         raise UserError(f"not a MusicXML score (root element <{tag}>)")
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        # lxml leaves them unexpanded and music21 would expand them: the two passes would disagree
+        raise UserError("the score declares XML entities, which MusicXML scores do not use")
+    n = sum(1 for _ in root.iter())
+    if n > MAX_ELEMENTS:
+        raise UserError(f"the score has {n} XML elements, more than {MAX_ELEMENTS}")
+    for sound in root.iter("sound"):  # read by music21 and by the fingering reader
+        if sound.get("tempo") is not None:
+            _number(sound.get("tempo"), "<sound tempo>", f"line {sound.sourceline}", *TEMPO_RANGE)
+    for unit in root.iter("beat-unit"):  # music21 also knows "zero", and divides by its length
+        if (unit.text or "").strip() not in NOTE_TYPES:
+            raise UserError(f"line {unit.sourceline}: <beat-unit> {_short(unit.text)} is not a MusicXML note type")
+    for per_minute in root.iter("per-minute"):
+        try:
+            bpm = float(per_minute.text or "")
+        except ValueError:
+            continue  # words such as "c. 60": music21 skips them too
+        # music21 divides by it; the tempo in quarters is checked once music21 has the beat unit
+        _check_range(bpm, "<per-minute>", f"line {per_minute.sourceline}", 1, 10 * TEMPO_RANGE[1])
     return root
 
 
-def _midi_of(pitch_el: etree._Element) -> int:
-    step = pitch_el.findtext("step")
-    octave = int(pitch_el.findtext("octave"))
-    alter = round(float(pitch_el.findtext("alter") or 0))
-    return 12 * (octave + 1) + STEP_SEMITONES[step] + alter
+def _number(text: str | None, what: str, where: str, low: float, high: float, whole: bool = False) -> float:
+    """A number from the document within ``low..high``, or a one-line error saying what is
+    wrong and where."""
+    try:
+        x = float(text)
+    except (TypeError, ValueError):  # TypeError: the element or attribute is missing
+        raise UserError(
+            f"{where}: {what} is {'missing' if text is None else f'not a number: {_short(text)}'}"
+        ) from None
+    _check_range(x, what, where, low, high)
+    if whole and x != int(x):
+        raise UserError(f"{where}: {what} is not a whole number: {_short(text)}")
+    return x
+
+
+def _short(text: str | None, quote: bool = True) -> str:
+    """Document text for an error message: one line, and not a megabyte of it."""
+    text = " ".join((text or "").split())
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return repr(text) if quote else text
+
+
+def _check_range(x: float, what: str, where: str, low: float, high: float) -> None:
+    if not low <= x <= high:  # also refuses NaN
+        raise UserError(f"{where}: {what} is {x:.15g}, outside {low:.15g}..{high:.15g}")
+
+
+def _midi_of(pitch_el: etree._Element, where: str) -> int:
+    step = (pitch_el.findtext("step") or "").strip()
+    if step not in STEP_SEMITONES:
+        raise UserError(f"{where}: <step> is {_short(step)}, not one of A-G")
+    octave = int(_number(pitch_el.findtext("octave"), "<octave>", where, -1, 9, whole=True))
+    alter = _number(pitch_el.findtext("alter") or "0", "<alter>", where, -4, 4)
+    base = 12 * (octave + 1) + STEP_SEMITONES[step]
+    # unrounded: music21 turns a quarter tone above G9 into a G#8
+    _check_range(base + alter, "the MIDI pitch", where, 0, 127)
+    return base + round(alter)
 
 
 def printed_fingerings(note_el: etree._Element) -> tuple[str, ...]:
@@ -155,46 +300,68 @@ class XmlNote:
 
 def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[MeasureRepeatInfo], list[Fraction]]:
     """The pitched notes in document order, the staves of each part, the repeat
-    structure (from the first part) and the length of each measure ordinal in quarters."""
+    structure (from the first part) and the length of each measure ordinal in quarters.
+
+    Raises :class:`UserError` for a value music21 or the follower cannot use, naming the
+    measure and line, and for a score past the size limits above.
+    """
     notes: list[XmlNote] = []
     lengths: list[Fraction] = []
     staves_per_part: list[int] = []
     repeat_info: list[MeasureRepeatInfo] = []
+    n_measures = sum(1 for _ in root.iterfind("part/measure"))
+    if n_measures > MAX_MEASURES:
+        raise UserError(f"the score has {n_measures} measures (all parts together), more than {MAX_MEASURES}")
+    items = 0
     for pi, part in enumerate(root.iterfind("part")):
-        divisions = 1
+        divisions: int | None = None
         n_staves = 1
         open_endings: tuple[int, ...] = ()
+        bar_q = Fraction(4)  # the bar length music21 assumes until a time signature
+        part_start, short_work = items, 0
         for mi, measure in enumerate(part.iterfind("measure")):
             cursor = longest = Fraction(0)
             last_start = Fraction(0)
             fwd = False
             back = 0
             endings_here = open_endings
+            voices: set[str | None] = set()
+            number = _short(measure.get("number") or str(mi + 1), quote=False)
+            items += 1 + len(measure)
+            if items > MAX_MEASURE_ITEMS:
+                raise UserError(
+                    f"the score has more than {MAX_MEASURE_ITEMS} notes, directions and other measure items"
+                )
             for el in measure:
                 tag = el.tag
+                where = f"measure {number}, line {el.sourceline}"
+                if sum(1 for _ in el.iter()) > MAX_ITEM_ELEMENTS:
+                    raise UserError(f"{where}: <{tag}> holds more than {MAX_ITEM_ELEMENTS} elements")
                 if tag == "attributes":
                     d = el.findtext("divisions")
                     if d:
-                        divisions = int(float(d))
+                        divisions = int(_number(d, "<divisions>", where, 1, MAX_DIVISIONS, whole=True))
                     s = el.findtext("staves")
                     if s:
-                        n_staves = max(n_staves, int(s))
-                elif tag == "backup":
-                    cursor -= Fraction(int(float(el.findtext("duration") or 0)), divisions)
-                elif tag == "forward":
-                    cursor += Fraction(int(float(el.findtext("duration") or 0)), divisions)
+                        n_staves = max(n_staves, int(_number(s, "<staves>", where, 1, MAX_STAVES, whole=True)))
+                    bar_q = _bar_length(el, where) or bar_q
+                elif tag in ("backup", "forward"):
+                    dur = _duration(el, divisions, where)
+                    cursor += dur if tag == "forward" else -dur
                 elif tag == "barline" and pi == 0:
                     rep = el.find("repeat")
                     if rep is not None:
                         if rep.get("direction") == "forward":
                             fwd = True
                         else:
-                            back = int(rep.get("times") or 2)
+                            back = int(_number(rep.get("times") or "2", "repeat times", where, 0, MAX_REPEAT, True))
                     end = el.find("ending")
                     if end is not None:
                         nums = tuple(
-                            int(x) for x in (end.get("number") or "1").replace(",", " ").split() if x.isdigit()
+                            int(x) for x in (end.get("number") or "1").replace(",", " ").split() if x.isdecimal()
                         )
+                        if any(x > MAX_REPEAT for x in nums):
+                            raise UserError(f"{where}: an ending number is above {MAX_REPEAT}")
                         if end.get("type") == "start":
                             open_endings = nums
                             endings_here = nums
@@ -202,19 +369,30 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                             endings_here = endings_here or nums
                             open_endings = ()
                 elif tag == "note":
+                    voices.add(el.findtext("voice"))
+                    if len(voices) > MAX_VOICES:
+                        raise UserError(f"{where}: more than {MAX_VOICES} voices in one measure")
                     grace = el.find("grace") is not None
                     chord = el.find("chord") is not None
                     start = last_start if chord else cursor
                     if not chord:
                         last_start = cursor
-                    dur = Fraction(0) if grace else Fraction(int(float(el.findtext("duration") or 0)), divisions)
+                    dur = Fraction(0) if grace else _duration(el, divisions, where)
                     if not chord:
                         cursor += dur
                     p = el.find("pitch")
                     if p is not None:
-                        staff = int(el.findtext("staff") or 1)
-                        notes.append(XmlNote(pi, staff, mi, start, dur, _midi_of(p), grace, el))
+                        staff = int(_number(el.findtext("staff") or "1", "<staff>", where, 1, MAX_STAVES, True))
+                        notes.append(XmlNote(pi, staff, mi, start, dur, _midi_of(p, where), grace, el))
                 longest = max(longest, cursor)
+            if 0 < longest < bar_q:
+                # music21 looks for the time signature of a short measure through the whole part so far
+                short_work += items - part_start
+                if short_work > MAX_SHORT_MEASURE_WORK:
+                    raise UserError(
+                        f"measure {number}: too many measures shorter than their time signature"
+                        " in a score this long (music21 would take minutes)"
+                    )
             if mi >= len(lengths):
                 lengths.append(Fraction(0))
             lengths[mi] = max(lengths[mi], longest)
@@ -222,6 +400,31 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                 repeat_info.append(MeasureRepeatInfo(forward=fwd, backward_times=back, endings=endings_here))
         staves_per_part.append(n_staves)
     return notes, staves_per_part, repeat_info, lengths
+
+
+def _bar_length(attributes: etree._Element, where: str) -> Fraction | None:
+    """The bar length in quarters of the time signature in ``attributes``, None where there
+    is none; its numbers are checked (music21's time for one grows with the square of its beats)."""
+    beats, beat_types = attributes.findall("time/beats"), attributes.findall("time/beat-type")
+    if len(beats) != len(beat_types):
+        raise UserError(f"{where}: a <time> needs one <beat-type> for each <beats>")
+    bar = Fraction(0)
+    for b, t in zip(beats, beat_types):
+        terms = (b.text or "").split("+")  # "3+2" for an additive meter
+        n = sum(int(_number(x, "<beats>", where, 1, MAX_BEATS, whole=True)) for x in terms)
+        _check_range(n, "<beats>", where, 1, MAX_BEATS)
+        bar += Fraction(4 * n, int(_number(t.text, "<beat-type>", where, 1, 128, whole=True)))
+    return bar or None
+
+
+def _duration(el: etree._Element, divisions: int | None, where: str) -> Fraction:
+    """The <duration> of a note, backup or forward in quarters (0 where it has none)."""
+    text = el.findtext("duration")
+    if text is None:
+        return Fraction(0)
+    if divisions is None:  # invalid MusicXML, and music21's time grows with the square of the measures
+        raise UserError(f"{where}: a <duration> comes before any <divisions> says what it counts")
+    return Fraction(int(_number(text, "<duration>", where, 0, MAX_DURATION_Q * divisions)), divisions)
 
 
 # ---------------------------------------------------------------- music21 pass
@@ -245,13 +448,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
             warnings.simplefilter("always", MusicXMLWarning)
             m21 = music21.converter.parse(data, format="musicxml", forceSource=True)
     except Exception as e:  # music21 raises many types for broken files
-        raise UserError(f"cannot read MusicXML: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    if notices:
-        # one line instead of a two-line warning per measure music21 had to fix up
-        first = " ".join(str(notices[0].message).replace("Warning: ", "").split())
-        print(
-            f"pianobridge: {title}: music21 adjusted the score {len(notices)} times (first: {first})", file=sys.stderr
-        )
+        raise UserError(f"cannot read MusicXML: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
 
     # music21 splits a multi-staff part into PartStaffs, in document order
     staff_streams = list(m21.parts)
@@ -277,7 +474,11 @@ def parse_score(data: bytes, title: str = "score") -> Score:
         here = [ms[mi] for ms in measures_by_staff if mi < len(ms)]
         m0 = here[0]
         for t in m0.getElementsByClass("TimeSignature"):
-            ts_cur, beat_q = t.ratioString, float(t.beatDuration.quarterLength)
+            ts_cur = t.ratioString
+            try:
+                beat_q = float(t.beatDuration.quarterLength)
+            except music21.exceptions21.TimeSignatureException:  # 3+2/8: beats of unequal length
+                beat_q = 4.0 / t.denominator  # count in the written unit
         ts_at.append((ts_cur, beat_q))
         lengths.append(max(float(m.highestTime) for m in here) or float(m0.barDuration.quarterLength))
         numbers.append(int(m0.number) if m0.number is not None else mi + 1)
@@ -289,7 +490,9 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     if el.value in DYNAMIC_NAMES:
                         directions[mi].append((off, "dynamic", el.value))
                 elif el.number is not None:
-                    directions[mi].append((off, "tempo", float(el.getQuarterBPM())))
+                    qpm = float(el.getQuarterBPM())
+                    _check_range(qpm, "the tempo in quarter notes per minute", f"measure {numbers[-1]}", *TEMPO_RANGE)
+                    directions[mi].append((off, "tempo", qpm))
     for mi in directions:
         directions[mi].sort(key=lambda d: d[0])
 
@@ -316,7 +519,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     )
 
     notes: list[ScoreNote] = []
-    order = unfold_measures(repeat_info[:n_meas])
+    order = unfold_measures(repeat_info[:n_meas], [len(raw[mi]) for mi in range(n_meas)])
     start_q = 0.0
     marks: dict[str, object] = {"tempo": None, "dynamic": None}
     open_ties: dict[tuple, int] = {}
@@ -370,6 +573,12 @@ def parse_score(data: bytes, title: str = "score") -> Score:
         start_q += lengths[mi]
     if not notes:
         raise UserError("the score has no notes")
+    if notices:  # said only once the score is read: a refused score gets its one error line alone
+        # one line instead of a two-line warning per measure music21 had to fix up
+        first = " ".join(str(notices[0].message).replace("Warning: ", "").split())
+        print(
+            f"pianobridge: {title}: music21 adjusted the score {len(notices)} times (first: {first})", file=sys.stderr
+        )
     order_of = {id(n): i for i, n in enumerate(notes)}
     notes.sort(key=lambda n: (n.onset_q, not n.grace, order_of[id(n)] if n.grace else n.pitch))
     return Score(title=_title(m21) or title, notes=notes)

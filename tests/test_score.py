@@ -124,7 +124,7 @@ def test_second_load_comes_from_the_cache(monkeypatch):
     second = load_score(path)
     assert [(n.note_id, n.onset_q) for n in first.notes] == [(n.note_id, n.onset_q) for n in second.notes]
     assert len(second.notes) > 2000
-    assert any(mx.cache_dir().glob("*.pkl"))
+    assert any(mx.cache_dir().glob("*.json"))
 
 
 def test_broken_cache_entry_is_rebuilt():
@@ -132,8 +132,8 @@ def test_broken_cache_entry_is_rebuilt():
 
     path = bundled("chorale")
     load_score(path)
-    for f in mx.cache_dir().glob("*.pkl"):
-        f.write_bytes(b"not a pickle")
+    for f in mx.cache_dir().glob("*.json"):
+        f.write_bytes(b"not a cache entry")
     assert len(load_score(path).notes) == 80
 
 
