@@ -8,6 +8,7 @@ field added here shows up everywhere. ``to_dict`` gives the JSON shape of DESIGN
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -244,6 +245,53 @@ class HandFrame(Event):
     type: ClassVar[str] = "hands"
     t: float
     hands: tuple = ()
+
+
+MAX_HANDS = 8  # in one frame: a player has two; a file with more is not a landmark stream
+MAX_COORDINATE = 1e6  # pixels (and MediaPipe's relative depth): frames are at most 40 megapixels
+
+
+def check_hands(value: object) -> tuple[dict, ...]:
+    """``value`` checked as one frame's ``hands`` from outside (a landmark stream, a
+    session log): a list of at most MAX_HANDS ``{"handedness": "left"|"right", "score":
+    number, "landmarks": 21 x [x, y, z]}``, all numbers finite (coordinates within
+    MAX_COORDINATE). ValueError says what is wrong."""
+    if not isinstance(value, list) or len(value) > MAX_HANDS:
+        raise ValueError(f"hands must be a list of at most {MAX_HANDS} hands")
+    for h in value:
+        if not isinstance(h, dict) or h.get("handedness") not in ("left", "right"):
+            raise ValueError('each hand needs "handedness": "left" or "right"')
+        if "score" in h and not finite_number(h["score"]):
+            raise ValueError("a hand's score must be a finite number")
+        points = h.get("landmarks")
+        if not (
+            isinstance(points, list)
+            and len(points) == 21
+            and all(
+                isinstance(p, list) and len(p) == 3 and all(finite_number(v) and abs(v) <= MAX_COORDINATE for v in p)
+                for p in points
+            )
+        ):
+            raise ValueError(f"landmarks must be 21 points [x, y, z] of numbers within +-{MAX_COORDINATE:g}")
+    return tuple(value)
+
+
+MAX_SECONDS = 1e8  # three years: a time past this in a file is not a performance's
+
+
+def seconds(v: object) -> bool:
+    """A time from outside: a finite number of seconds, 0 to MAX_SECONDS."""
+    return finite_number(v) and 0 <= v <= MAX_SECONDS
+
+
+def finite_number(v: object) -> bool:
+    """A JSON number that is not NaN or infinite (nor a bool, nor an integer past float)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

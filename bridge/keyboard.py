@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import UserError
+from bridge.userfiles import MAX_IMAGE_PIXELS, read_text, write_bytes
 
 WHITE_W = 23.5  # mm, one white key
 WHITE_L = 150.0
 BLACK_W = 13.7
 BLACK_L = 95.0
+MAX_CALIBRATION_BYTES = 1 << 20  # a calibration with every key's outline is about 20 KB
 _BLACK = {1, 3, 6, 8, 10}
 # black key centres, in white-key widths from the C below: the black keys' backs split the
 # octave into 12 near-equal parts, so neighbours in a group sit 7/12 of a white key apart
@@ -49,8 +51,11 @@ class Keyboard:
     high: int = 108
 
     def __post_init__(self):
-        if is_black(self.low) or is_black(self.high) or self.high <= self.low:
-            raise UserError(f"a keyboard runs from a white key to a higher white key, not {self.low}-{self.high}")
+        whole = all(isinstance(k, int) and not isinstance(k, bool) for k in (self.low, self.high))
+        if not whole or not 0 <= self.low < self.high <= 127 or is_black(self.low) or is_black(self.high):
+            raise UserError(
+                f"a keyboard runs from a white key to a higher white key, MIDI 0-127, not {self.low!r:.20}-{self.high!r:.20}"
+            )
 
     @property
     def width(self) -> float:
@@ -99,7 +104,27 @@ class Calibration:
     keyboard: Keyboard
 
     def __post_init__(self):
-        self.corners = np.asarray(self.corners, dtype=float)
+        size = self.image_size
+        if not (
+            len(size) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)
+            and size[0] * size[1] <= MAX_IMAGE_PIXELS
+        ):
+            raise UserError(f"the image size must be width, height in pixels (at most {MAX_IMAGE_PIXELS:,} pixels)")
+        self.corners = corner_points(self.corners)
+        x, y = self.corners.T
+        # the turn at each corner: one sign all round for a quadrilateral that is not
+        # folded or flat (either sign: the player may sit at either side of the image)
+        turns = (np.roll(x, -1) - x) * (np.roll(y, -2) - np.roll(y, -1)) - (np.roll(y, -1) - y) * (
+            np.roll(x, -2) - np.roll(x, -1)
+        )
+        if (
+            not (np.all(turns > 0) or np.all(turns < 0))
+            or abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) < 2
+        ):
+            raise UserError(
+                "the keyboard corners do not make a quadrilateral (front-left, front-right, back-right, back-left)"
+            )
         self.to_image = homography(self.keyboard.corners(), self.corners)
         self.to_keys = np.linalg.inv(self.to_image)
 
@@ -130,19 +155,31 @@ class Calibration:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json()) + "\n")
+        write_bytes(path, (json.dumps(self.to_json()) + "\n").encode())
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
+        text = read_text(path, "calibration file", MAX_CALIBRATION_BYTES)
         try:
-            d = json.loads(Path(path).read_text())
-            return cls(
-                tuple(d["image_size"]), np.array(d["corners"], float), Keyboard(d["lowest_key"], d["highest_key"])
-            )
-        except FileNotFoundError:
-            raise UserError(f"calibration file not found: {path}") from None
-        except (ValueError, KeyError, TypeError) as e:
+            d = json.loads(text)
+            if not isinstance(d, dict) or not isinstance(d["image_size"], list):
+                raise ValueError("not an object with an image_size list")
+            return cls(tuple(d["image_size"]), d["corners"], Keyboard(d["lowest_key"], d["highest_key"]))
+        except KeyError as e:
+            raise UserError(f"not a keyboard calibration: {path} (no {e})") from None
+        except (ValueError, TypeError, RecursionError, UserError) as e:
             raise UserError(f"not a keyboard calibration: {path} ({e})") from None
+
+
+def corner_points(value: object) -> np.ndarray:
+    """Four corners (x, y) in pixels as a (4, 2) array of finite numbers, or `UserError`."""
+    try:
+        pts = np.asarray(value, dtype=float)
+    except (ValueError, TypeError):
+        pts = np.zeros(0)
+    if pts.shape != (4, 2) or not np.isfinite(pts).all():
+        raise UserError("the keyboard corners must be 4 points x,y of finite numbers in pixels")
+    return pts
 
 
 def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

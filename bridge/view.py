@@ -27,7 +27,7 @@ class TerminalView:
         self.title = title
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.recent: deque[str] = deque(maxlen=8)
+        self.recent: deque[Text] = deque(maxlen=8)
         self.last: NoteVerdict | None = None
         self.status = "waiting for the first note"
         self.live = Live(self.render(), refresh_per_second=8, transient=False)
@@ -49,25 +49,32 @@ class TerminalView:
                 finger = ev.printed_finger or ev.suggested_finger
                 finger = f" finger {finger}" if finger else ""
                 self.recent.appendleft(
-                    f"[{COLOURS[ev.verdict]}]{note_name(ev.pitch):4s} {ev.verdict:11s}[/] m{ev.position.measure}{timing}{finger}"
+                    Text.assemble(
+                        (f"{note_name(ev.pitch):4s} {ev.verdict:11s}", COLOURS[ev.verdict]),
+                        f" m{ev.position.measure}{timing}{finger}",  # a printed finger is the score's text
+                    )
                 )
             elif isinstance(ev, Missed):
                 self.counts["missed"] += 1
-                self.recent.appendleft(f"[magenta]{note_name(ev.pitch):4s} missed     [/] m{ev.measure}")
+                self.recent.appendleft(
+                    Text.assemble((f"{note_name(ev.pitch):4s} missed     ", "magenta"), f" m{ev.measure}")
+                )
             elif isinstance(ev, Revised):
                 self.counts["correct"] -= 1
                 self.counts["extra"] += 1
                 self.recent.appendleft(
-                    f"[{COLOURS['extra']}]{note_name(ev.pitch):4s} extra      [/] (the earlier press)"
+                    Text.assemble((f"{note_name(ev.pitch):4s} extra      ", COLOURS["extra"]), " (the earlier press)")
                 )
             elif isinstance(ev, Jump):
-                self.recent.appendleft(f"[cyan]jump {ev.kind} to measure {ev.to.measure}[/]")
+                self.recent.appendleft(Text(f"jump {ev.kind} to measure {ev.to.measure}", "cyan"))
             elif isinstance(ev, Status):
                 self.status = f"{ev.state} {ev.detail}".strip()
         self.live.update(self.render())
 
     def render(self) -> Group:
-        t = Table(title=f"pianobridge · {self.title}", show_header=False, expand=False)
+        # the title and the status come from outside (a score, an OSC sender): plain Text,
+        # never markup, where a `[/]` would stop the view
+        t = Table(title=Text(f"pianobridge · {self.title}", style="table.title"), show_header=False, expand=False)
         last = self.last
         if last is not None:
             p = last.position
@@ -78,5 +85,5 @@ class TerminalView:
         t.add_row(
             "notes", f"{c['correct']} correct · {c['wrong_pitch']} wrong · {c['extra']} extra · {c['missed']} missed"
         )
-        t.add_row("status", self.status)
-        return Group(t, Text.from_markup("\n".join(self.recent) or " "))
+        t.add_row("status", Text(self.status))
+        return Group(t, Text("\n").join(self.recent) if self.recent else Text(" "))

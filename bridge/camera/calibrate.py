@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bridge.camera.detect import keyboard_rows
+from bridge.camera.detect import keyboard_rows, luma
 from bridge.errors import UserError
 from bridge.keyboard import BLACK_CENTRE, BLACK_L, WHITE_L, WHITE_W, Calibration, Keyboard, is_black, white_count
 
@@ -53,7 +53,7 @@ def black_keys(gray: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
 
 def find_keyboard(rgb: np.ndarray, keys: tuple[int, int] | None = None) -> Calibration:
     """Calibrate from one image; ``keys`` (lowest, highest) overrides the guessed size."""
-    gray = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
+    gray = luma(rgb)
     h, w = gray.shape
     rows = keyboard_rows(gray)
     xs = black_keys(gray, rows)

@@ -42,6 +42,16 @@ def handedness_from_geometry(landmarks: np.ndarray) -> str:
     return "right" if along[0] * across[1] - along[1] * across[0] < 0 else "left"
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Grey (0.299 R + 0.587 G + 0.114 B, truncated) as uint8, a band of rows at a time:
+    float copies of a whole 40-megapixel frame would take a gigabyte."""
+    gray = np.empty(rgb.shape[:2], np.uint8)
+    for top in range(0, len(rgb), 256):
+        band = rgb[top : top + 256]
+        gray[top : top + 256] = band[..., 0] * 0.299 + band[..., 1] * 0.587 + band[..., 2] * 0.114
+    return gray
+
+
 def keyboard_rows(gray: np.ndarray, threshold: int = 35) -> tuple[int, int]:
     """Top and bottom row of the band where keys alternate most (the black keys)."""
     h = gray.shape[0]
@@ -161,8 +171,7 @@ class HandDetector:
         side = min(width, int(TILE * height))
         rows = None
         if self.tiles == "keyboard":
-            gray = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
-            rows = keyboard_rows(gray)
+            rows = keyboard_rows(luma(rgb))
         for x, y in tile_origins(width, height, side, rows):
             hands += self._run(rgb[y : y + side, x : x + side], x, y)
         return one_of_each(merge(hands))

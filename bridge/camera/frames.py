@@ -12,6 +12,7 @@ import numpy as np
 
 from bridge.errors import UserError
 from bridge.native import quiet_stderr
+from bridge.userfiles import MAX_IMAGE_PIXELS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -28,20 +29,76 @@ def is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def check_inputs(paths: list[str]) -> None:
+def check_inputs(paths: list[str]) -> int:
     """Raise `UserError` for the first path that is missing or cannot be an image or video:
-    cheap checks (a file header, a video's first frame) made before any work starts."""
+    cheap checks (a file header, a video's first frame) made before any work starts.
+    Returns the pixels of the largest still image (0 if none)."""
     import cv2
 
+    largest = 0
     for path in paths:
         p = Path(path)
         if is_image(path):
-            if not p.is_file():
-                raise UserError(f"no such image: {p}")
+            largest = max(largest, image_pixels(p))
             if not cv2.haveImageReader(str(p)):
                 raise UserError(f"cannot read image: {p}")
         else:
             _open_video(p)[0].release()
+    return largest
+
+
+def image_pixels(path: str | Path) -> int:
+    """The pixels of an image file, from its header; `UserError` if it is not an image or
+    has more than MAX_IMAGE_PIXELS: checked before decoding, since a small file can
+    unpack to gigabytes."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"no such image: {p}")
+    size = _header_size(p)
+    if size is None:
+        raise UserError(f"cannot read image: {p}")
+    return size[0] * size[1]
+
+
+def _header_size(p: Path) -> tuple[int, int] | None:
+    """Width and height from the header of a picture in any format PIL knows (None for
+    anything else, a video say); `UserError` if over MAX_IMAGE_PIXELS."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:  # reads the header only
+                width, height = im.size
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours
+        raise _too_large(p, "the picture") from None
+    except (OSError, ValueError, SyntaxError):  # what PIL raises for a file it cannot parse
+        return None
+    _check_size(p, width, height)
+    return width, height
+
+
+def _check_size(source: object, width: float, height: float) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_large(source, f"{width:.0f}x{height:.0f} pixels")
+
+
+def _too_large(source: object, what: str) -> UserError:
+    return UserError(f"{source}: {what} is more than pianobridge reads ({MAX_IMAGE_PIXELS // 10**6} megapixels)")
+
+
+def _check_capture(cap, source: object) -> None:
+    """`UserError` (the capture released) if a camera's or video's frames are too large;
+    the size is known once it is open, before a frame is decoded."""
+    import cv2
+
+    try:
+        _check_size(source, cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    except UserError:
+        cap.release()
+        raise
 
 
 def _open_video(p: Path):
@@ -50,8 +107,11 @@ def _open_video(p: Path):
 
     if not p.is_file():
         raise UserError(f"no such image or video: {p}")
+    _header_size(p)  # FFmpeg decodes a picture (named like a video) as it opens it
     with quiet_stderr():  # FFmpeg describes a broken file at length on fd 2
         cap = cv2.VideoCapture(str(p))
+        if cap.isOpened():
+            _check_capture(cap, p)
         ok, bgr = cap.read() if cap.isOpened() else (False, None)
     if not ok:
         cap.release()
@@ -64,8 +124,7 @@ def read_image(path: str) -> Frame:
     import cv2
 
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"no such image: {p}")
+    image_pixels(p)
     bgr = cv2.imread(str(p))
     if bgr is None:
         raise UserError(f"cannot read image: {p}")
@@ -98,6 +157,8 @@ def grab_frame(source: str) -> np.ndarray:
     if source.isdigit():
         with quiet_stderr():
             cap = cv2.VideoCapture(int(source))
+            if cap.isOpened():
+                _check_capture(cap, f"camera {source}")
             ok, bgr = cap.read() if cap.isOpened() else (False, None)
             cap.release()
         if not ok:
@@ -125,6 +186,7 @@ class CameraCapture:
             self.cap = cv2.VideoCapture(source)
         if not self.cap.isOpened():
             raise UserError(f"cannot open camera or video: {source}")
+        _check_capture(self.cap, source)
         self.source, self.on_frame, self.clock, self.on_end = str(source), on_frame, clock, on_end
         self.dropped = 0
         self.read = 0

@@ -18,6 +18,7 @@ from lxml import etree
 from bridge.errors import UserError
 from bridge.fingering import LEFT, RIGHT, KeyNote
 from bridge.musicxml import XmlNote, printed_fingerings, read_musicxml_bytes, scan_xml, xml_root
+from bridge.userfiles import write_bytes
 
 DEFAULT_QPM = 100.0
 # <note> children that come after <notations> (MusicXML 4.0 order)
@@ -103,19 +104,16 @@ def write_score(tree: etree._ElementTree, path: str | Path) -> None:
     """Write the document; ``.mxl`` gets the compressed container."""
     path = Path(path)
     data = etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=False)
-    try:
-        if path.suffix.lower() == ".mxl":
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.recordare.musicxml")
-                z.writestr(
-                    "META-INF/container.xml",
-                    '<?xml version="1.0" encoding="UTF-8"?><container><rootfiles>'
-                    '<rootfile full-path="score.musicxml" media-type="application/vnd.recordare.musicxml+xml"/>'
-                    "</rootfiles></container>",
-                )
-                z.writestr("score.musicxml", data)
-            data = buf.getvalue()
-        path.write_bytes(data)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    if path.suffix.lower() == ".mxl":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.recordare.musicxml")
+            z.writestr(
+                "META-INF/container.xml",
+                '<?xml version="1.0" encoding="UTF-8"?><container><rootfiles>'
+                '<rootfile full-path="score.musicxml" media-type="application/vnd.recordare.musicxml+xml"/>'
+                "</rootfiles></container>",
+            )
+            z.writestr("score.musicxml", data)
+        data = buf.getvalue()
+    write_bytes(path, data)

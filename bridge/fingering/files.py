@@ -25,7 +25,9 @@ def score_suggestions(score) -> list[str] | None:
     if not path.exists():
         return None
     hands = weights_path(None, "hands")
-    return suggest_for_score(score, FingeringModel.load(path), FingeringModel.load(hands) if hands.exists() else None)
+    return suggest_for_score(
+        score, FingeringModel.load(path, "fingering"), FingeringModel.load(hands, "hands") if hands.exists() else None
+    )
 
 
 def input_format(path: str | Path, fmt: str | None) -> str:
@@ -56,9 +58,9 @@ def finger_notes(
     substitute: bool = True,
 ) -> tuple[list[KeyNote], Fingering]:
     """Hands (inferred when asked) and fingers for a list of notes."""
-    model = FingeringModel.load(weights)
+    model = FingeringModel.load(weights, "fingering")
     if infer:
-        keys = with_hands(keys, FingeringModel.load(weights_path(weights, "hands")))
+        keys = with_hands(keys, FingeringModel.load(weights_path(weights, "hands"), "hands"))
     return keys, plan(keys, model, hand_size, substitute)
 
 

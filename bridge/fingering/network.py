@@ -95,23 +95,20 @@ class FingeringModel:
         self.info = info
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> FingeringModel:
-        """Weights from ``path``, else from `weights_path` (the fingering network)."""
+    def load(cls, path: str | Path | None = None, task: str | None = None) -> FingeringModel:
+        """Weights from ``path``, else from `weights_path` (the fingering network);
+        ``task`` ("fingering" or "hands") is what the file must hold (None: either)."""
         path = Path(path) if path else weights_path(None)
         if not path.exists():
             raise UserError(
                 f"no fingering weights at {path}: train them with `pianobridge train fingering PIG_DIR` "
                 f"or point --weights (or {WEIGHTS_ENV}) at a weights file"
             )
-        try:
-            data = np.load(path, allow_pickle=False)
-            info = json.loads(str(data["info"]))
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"not a pianobridge fingering weights file: {path} ({e})") from None
+        arrays, info = _read_weights(path, task)
         members = []
         for k in range(info["members"]):
             prefix = f"m{k}."
-            params = {key[len(prefix) :]: data[key].astype(np.float32) for key in data.files if key.startswith(prefix)}
+            params = {key[len(prefix) :]: a.astype(np.float32) for key, a in arrays.items() if key.startswith(prefix)}
             members.append(CrfNet(params, info["layers"]))
         return cls(members, info)
 
@@ -124,6 +121,116 @@ class FingeringModel:
         unary = np.mean([r[0] for r in results], 0)
         pair = np.mean([r[1] for r in results], 0)
         return unary, pair
+
+
+STATES = {"fingering": 5, "hands": 2}  # what each task's network scores: fingers, hands
+# on disk and unpacked: the shipped weights are 2-3 MB; a zip's index of this size already takes 200 MB
+MAX_WEIGHTS_BYTES = 32 << 20
+MAX_ARRAYS = 1024  # the shipped weights hold 61 and 81
+MAX_MEMBERS, MAX_LAYERS, MAX_INFO_CHARS = 32, 8, 1 << 16
+
+
+def _read_weights(path: Path, task: str | None) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the info of a weights file, every array's name, type and shape
+    checked from the headers in the zip before anything is unpacked (a few MB can claim
+    gigabytes); `UserError` naming the file for anything that is not as `save_weights`
+    writes it."""
+    import zipfile
+
+    from bridge.userfiles import regular_file
+
+    regular_file(path, "weights file", MAX_WEIGHTS_BYTES)
+    what = f"{task} weights" if task else "weights"
+
+    def bad(why: str) -> UserError:
+        return UserError(f"not pianobridge {what}: {path} ({why})")
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+            if len(entries) > MAX_ARRAYS or sum(e.file_size for e in entries) > MAX_WEIGHTS_BYTES:
+                raise bad(f"more than {MAX_ARRAYS} arrays or {MAX_WEIGHTS_BYTES >> 20} MB unpacked")
+            shapes = {}
+            for e in entries:
+                with z.open(e) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in ((1, 0), (2, 0)):
+                        raise bad(f"{e.filename}: not a numpy array")
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(f)
+                if dtype.hasobject or int(np.prod(shape)) * dtype.itemsize > e.file_size:
+                    raise bad(f"{e.filename}: not a numpy array of numbers")
+                shapes[e.filename.removesuffix(".npy")] = (shape, dtype)
+            info = _check_info(shapes.pop("info", None), task, z, bad)
+            wanted = _expected_shapes(info, shapes, bad)
+            for name, (shape, dtype) in shapes.items():
+                if name not in wanted:
+                    raise bad(f"an array the network does not have: {name!r}")
+                if dtype.kind != "f" or shape != wanted[name]:
+                    raise bad(f"{name} is {dtype} {shape}, not float {wanted[name]}")
+            missing = set(wanted) - set(shapes)
+            if missing:
+                raise bad(f"no array {sorted(missing)[0]!r}")
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in wanted}, info
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a broken zip or npy header
+        raise bad(str(e)[:200]) from None
+
+
+def _check_info(header, task: str | None, z, bad) -> dict:
+    """The JSON info array of a weights file, checked: members and layers in range, states the task's."""
+    if header is None:
+        raise bad("no info")
+    shape, dtype = header
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_INFO_CHARS:
+        raise bad("info is not one string")
+    with z.open("info.npy") as f:
+        text = str(np.lib.format.read_array(f, allow_pickle=False))
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad("info is not JSON") from None
+    if not isinstance(info, dict):
+        raise bad("info is not a JSON object")
+    kind = info.get("task", task or "fingering")
+    if not isinstance(kind, str) or kind not in STATES or (task and kind != task):
+        raise bad(f"it holds {kind!r} weights")
+    if info.get("states") != STATES[kind]:
+        raise bad(f"{kind} weights score {STATES[kind]} states, not {info.get('states')!r:.40}")
+    for key, top in (("members", MAX_MEMBERS), ("layers", MAX_LAYERS)):
+        value = info.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise bad(f"info {key} must be a whole number 1-{top}, not {value!r:.40}")
+    return info
+
+
+def _expected_shapes(info: dict, shapes: dict, bad) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every array the network of ``info`` has (hidden size from each member's first layer)."""
+    from bridge.fingering.features import N_FEATURES
+
+    states, wanted = info["states"], {}
+    for k in range(info["members"]):
+        first = shapes.get(f"m{k}.lstm.weight_hh_l0", ((0,), None))[0]
+        if len(first) != 2 or not 0 < first[1] <= 4096 or first[0] != 4 * first[1]:
+            raise bad(f"m{k}.lstm.weight_hh_l0 is missing or not (4 x hidden, hidden)")
+        hidden = first[1]
+        for layer in range(info["layers"]):
+            for side in ("", "_reverse"):
+                name = f"m{k}.lstm.{{}}_l{layer}{side}"
+                wanted[name.format("weight_ih")] = (4 * hidden, N_FEATURES if layer == 0 else 2 * hidden)
+                wanted[name.format("weight_hh")] = (4 * hidden, hidden)
+                wanted[name.format("bias_ih")] = wanted[name.format("bias_hh")] = (4 * hidden,)
+        wanted |= {
+            f"m{k}.unary.weight": (states, 2 * hidden),
+            f"m{k}.unary.bias": (states,),
+            f"m{k}.pair.weight": (states * states, 4 * hidden),
+            f"m{k}.pair.bias": (states * states,),
+        }
+    return wanted
 
 
 def save_weights(path: str | Path, members: list[dict[str, np.ndarray]], info: dict) -> None:

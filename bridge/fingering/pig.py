@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
+from bridge.userfiles import read_text, write_bytes
 
 HEADER = "//Version: PianoFingering_v170101"
 _PITCH = re.compile(r"^([A-Ga-g])([#b]*)(-?\d+)$")
 _STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _FINGER = re.compile(r"^-?[0-5](_-?[0-5])*$")
+MAX_PIG_BYTES = 64 << 20  # a 2,000-note piece is 100 KB
 
 
 @dataclass
@@ -82,12 +84,7 @@ def parse_line(line: str, where: str) -> PigNote:
 def read_pig(path: str | Path) -> list[PigNote]:
     """Read a PIG file; a line that does not parse is a `UserError` naming the line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise UserError(f"no such file: {path}") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    text = read_text(path, "PIG file", MAX_PIG_BYTES)
     notes = [
         parse_line(line, f"{path}:{n}")
         for n, line in enumerate(text.splitlines(), 1)
@@ -99,8 +96,4 @@ def read_pig(path: str | Path) -> list[PigNote]:
 
 
 def write_pig(notes: list[PigNote], path: str | Path) -> None:
-    text = HEADER + "\n" + "".join(n.line() + "\n" for n in notes)
-    try:
-        Path(path).write_text(text)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    write_bytes(path, (HEADER + "\n" + "".join(n.line() + "\n" for n in notes)).encode())
