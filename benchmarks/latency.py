@@ -1,6 +1,6 @@
 """End-to-end latency: note-on into a real MIDI port -> the bridge's OSC /note on loopback.
 
-    python benchmarks/latency.py [--notes 10000] [--rate 40] [--period 128] [--echo]
+    python benchmarks/latency.py [--notes 10000] [--rate 40] [--period 128] [--echo] [--flood 10000]
 
 A JACK dummy server carries the MIDI (started here with --period frames at 48 kHz if
 none runs). `pianobridge run` follows the bundled 2,090-note sonatina from a virtual
@@ -10,7 +10,9 @@ CLOCK_MONOTONIC, which Linux shares across processes. Prints p50 / p99 / max and
 notes that never came back; JACK's period is part of the path and is printed with them.
 --echo puts a bare echo in the bridge's place (the same virtual port, read the same way,
 handed to a second thread, answered with an OSC /note; no engine, no log): the floor
-this machine sets under any bridge.
+this machine sets under any bridge. --flood N sends N junk datagrams a second (bytes that
+are not OSC, and OSC messages with wrong arguments) at the bridge's --osc-in port all the
+while, and prints the bridge's memory before and after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +63,29 @@ while True:
 """
 
 
+# junk for --osc-in: argv[1] port, argv[2] datagrams a second, argv[3] how many; prints how many it sent
+FLOOD = """
+import socket, sys, time
+port, rate, total = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+junk = [b"\\xff junk %d" % i for i in range(100)]
+junk.append(b"/pianobridge/control/jump\\x00\\x00\\x00\\x00,s\\x00\\x00x\\x00\\x00\\x00")  # a string, not a measure
+start = time.monotonic()
+for n in range(total):
+    s.sendto(junk[n % len(junk)], ("127.0.0.1", port))
+    if n % 500 == 499:
+        time.sleep(max(0.0, start + (n + 1) / rate - time.monotonic()))
+print(total)
+"""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def jack_running() -> bool:
     out = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip()
     return out == "running"
@@ -71,7 +97,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=40.0, help="note-ons per second")
     ap.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz, if started here")
     ap.add_argument("--echo", action="store_true", help="a bare echo in place of the bridge (the floor)")
+    ap.add_argument("--flood", type=float, metavar="N", help="junk datagrams a second at the bridge's --osc-in")
     a = ap.parse_args()
+    if a.flood and a.echo:
+        sys.exit("latency.py: --flood needs the bridge, not --echo")
     sys.setswitchinterval(0.0002)  # hand the GIL to the receiver thread promptly
     if shutil.which("jackd") is None:
         sys.exit("latency.py: needs jackd (apt-get install jackd2)")
@@ -108,6 +137,11 @@ def main() -> None:
     osc_port = str(server.server_address[1])
     run = [sys.executable, "-m", "bridge.cli", "run", "--score", str(ROOT / "scores" / "sonatina.musicxml"),
            "--virtual-port", "pb-latency", "--osc", f"127.0.0.1:{osc_port}", "--session", str(session), "--no-view"]  # fmt: skip
+    if a.flood:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            in_port = probe.getsockname()[1]
+        run += ["--osc-in", f"127.0.0.1:{in_port}"]
     cmd = [sys.executable, "-c", ECHO, osc_port] if a.echo else run
     bridge = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in bridge.stderr:
@@ -119,6 +153,13 @@ def main() -> None:
     perf = mido.MidiFile(ROOT / "scores" / "performances" / "sonatina.mid")
     pitches = [m.note for m in perf if m.type == "note_on" and m.velocity]
     gap = 1.0 / a.rate
+    rss_before = rss_mb(bridge.pid)
+    flood = None
+    if a.flood:
+        total = int(a.flood * a.notes / a.rate)  # for as long as the notes take
+        flood = subprocess.Popen(
+            [sys.executable, "-c", FLOOD, str(in_port), str(a.flood), str(total)], stdout=subprocess.PIPE
+        )
     start = time.monotonic()
     held: deque[int] = deque()
     for i in range(a.notes):
@@ -135,6 +176,12 @@ def main() -> None:
             port.send(mido.Message("note_off", note=held.popleft(), velocity=0))
         if i and i % 1000 == 0:
             print(f"  {i} notes sent", flush=True)
+    flooded = ""
+    if flood is not None:
+        sent = int(flood.communicate()[0])
+        flooded = (
+            f"; {sent} junk datagrams at {a.flood:g}/s, bridge memory {rss_before:.0f} -> {rss_mb(bridge.pid):.0f} MB"
+        )
     time.sleep(1.0)
     bridge.send_signal(2)
     bridge.wait(timeout=30)
@@ -155,7 +202,7 @@ def main() -> None:
         f"{a.notes} note-ons at {a.rate:g}/s through JACK (period {a.period} frames at 48 kHz = "
         f"{a.period / 48:.2f} ms) into {where}:\n"
         f"  note-on -> OSC /note: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms, "
-        f"max {lat_ms.max():.2f} ms; lost {lost}{lost_how}"
+        f"max {lat_ms.max():.2f} ms; lost {lost}{lost_how}{flooded}"
     )
 
 

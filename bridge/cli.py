@@ -7,24 +7,17 @@ import contextlib
 import os
 import sys
 import threading
-from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+from types import GenericAlias, UnionType
 
 from bridge import __version__
 from bridge.errors import UserError
 from bridge.events import NoteVerdict, json_line
+from bridge.report import FollowRecord, plot_follow
+from bridge.userfiles import OutputFile, writing
 
 BUNDLED = Path(__file__).resolve().parent.parent / "scores"
-
-
-def _open_out(path: str):
-    if path == "-":
-        return sys.stdout
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "w", buffering=1)
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -54,8 +47,10 @@ def cmd_follow(args: argparse.Namespace) -> int:
         if args.session
         else None
     )
-    out = _open_out(args.jsonl) if args.jsonl else None
-    results = []
+    out = OutputFile(args.jsonl) if args.jsonl else None
+    # each event is written as it comes; only counts (and, for --plot, a few numbers a
+    # press) are kept, so a long performance does not fill memory
+    record = FollowRecord(notes=bool(args.plot))
     try:
         for ev in run_engine(engine, events, realtime=args.realtime, on_input=log.log_in if log else None):
             if fingers and isinstance(ev, NoteVerdict):
@@ -63,49 +58,46 @@ def cmd_follow(args: argparse.Namespace) -> int:
             if log:
                 log.log_out(ev)
             d = ev.to_dict()
-            results.append(d)
+            record.add(d)
             if out:
                 out.write(json_line(d))
             if osc:
                 osc.send(to_messages(ev, args.osc_prefix))
     finally:
-        for closable in (log, osc, out if out is not sys.stdout else None):
+        for closable in (log, osc, out):
             if closable:
                 closable.close()
     if args.summary:
-        print_summary(results, score.title)
+        print_summary(record, score.title)
     if args.plot:
-        from bridge.report import plot_follow
-
-        plot_follow(results, score, args.plot)
+        plot_follow(record, score, args.plot)
     return 0
 
 
-def print_summary(results: list[dict], title: str) -> None:
+def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
     """A short table of what the player did, for people rather than programs."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from bridge.report import revised_notes
-
-    notes = revised_notes(results)
-    verdicts = Counter(r["verdict"] for r in notes)
-    timing = Counter(r["timing"] for r in notes if r.get("timing"))
-    loud = Counter(r["loudness"] for r in notes if r.get("loudness"))
-    t = Table(title=f"pianobridge: {title}", show_header=False)
-    t.add_row("notes played", str(len(notes)))
+    rec = results if isinstance(results, FollowRecord) else FollowRecord.of(results)
+    timing, loud = rec.timing, rec.loudness
+    # the title comes from the score: plain text, not rich markup (`[/]` in it would crash rich)
+    t = Table(title=Text(f"pianobridge: {title}", style="table.title"), show_header=False)
+    t.add_row("notes played", str(rec.played))
     for k in ("correct", "wrong_pitch", "extra"):
-        t.add_row(f"  {k}", str(verdicts.get(k, 0)))
-    t.add_row("missed score notes", str(sum(1 for r in results if r["type"] == "missed")))
-    t.add_row("restarts / jumps", str(sum(1 for r in results if r["type"] == "jump")))
+        t.add_row(f"  {k}", str(rec.verdicts.get(k, 0)))
+    t.add_row("missed score notes", str(rec.missed_count))
+    t.add_row("restarts / jumps", str(rec.jumps_count))
     t.add_row("timing early / on time / late", f"{timing['early']} / {timing['on_time']} / {timing['late']}")
     t.add_row("dynamics soft / ok / loud", f"{loud['soft']} / {loud['ok']} / {loud['loud']}")
-    if notes:
-        last = notes[-1]["position"]
+    if rec.last_position is not None:
+        last = rec.last_position
         t.add_row("ended at", f"measure {last['measure']}, beat {last['beat']:g}")
-        lat = sorted(r["latency_us"] for r in notes)
-        t.add_row("engine latency p50 / p99", f"{lat[len(lat) // 2]} / {lat[int(0.99 * (len(lat) - 1))]} µs")
-    Console().print(t)
+        t.add_row("engine latency p50 / p99", f"{rec.latency_at(0.5)} / {rec.latency_at(0.99)} µs")
+    with writing("standard output", stdout=True):
+        Console().print(t)
+        sys.stdout.flush()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -196,39 +188,48 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from bridge.musicxml import load_score
     from bridge.replay import new_engine, run_engine
-    from bridge.session import first_difference, read_session
+    from bridge.session import check_session, first_difference, session_events
 
-    session = read_session(args.session)
-    score_path = Path(session.header["score"])
+    header, n_inputs, n_outputs = check_session(args.session)
+    score_path = Path(header["score"])
     if not score_path.is_file():
         raise UserError(f"the session's score is gone: {score_path}")
-    if hashlib.sha256(score_path.read_bytes()).hexdigest() != session.header["score_sha256"]:
+    if hashlib.sha256(score_path.read_bytes()).hexdigest() != header["score_sha256"]:
         raise UserError(f"the score changed since the session was recorded: {score_path}")
-    settings = session.header["settings"]
+    settings = header["settings"]
     calibration = None
     if settings.get("calibration"):
         from bridge.keyboard import Calibration
 
         calibration = Calibration.load(settings["calibration"])
     engine = new_engine(load_score(score_path), bool(settings.get("fingering")), calibration=calibration)
-    replayed = [ev.to_dict() for ev in run_engine(engine, session.inputs)]
-    if args.jsonl:
-        with _open_out(args.jsonl) as out:
-            for d in replayed:
+    out = OutputFile(args.jsonl) if args.jsonl else None
+
+    def replayed():  # streamed from the log and compared as they come: a long session stays small
+        inputs = (ev for _, ev in session_events(args.session, "in"))
+        for ev in run_engine(engine, inputs):
+            d = ev.to_dict()
+            if out:
                 out.write(json_line(d))
-    diff = first_difference(session.outputs, iter(replayed))
+            yield d
+
+    try:
+        outputs = replayed()
+        diff = first_difference((d for _, d in session_events(args.session, "out")), outputs)
+        more = sum(1 for _ in outputs)  # the rest (for --jsonl too)
+    finally:
+        if out:
+            out.close()
     if diff is not None:
         n, want, got = diff
         print(f"pianobridge: replay differs at output {n + 1}: logged {want}, replayed {got}", file=sys.stderr)
         return 1
-    print(
-        f"replayed {len(session.inputs)} input events: all {len(session.outputs)} logged outputs reproduced"
-        + (
-            f" ({len(replayed) - len(session.outputs)} more from the event in flight)"
-            if len(replayed) > len(session.outputs)
-            else ""
+    with writing("standard output", stdout=True):
+        print(
+            f"replayed {n_inputs} input events: all {n_outputs} logged outputs reproduced"
+            + (f" ({more} more from the event in flight)" if more else ""),
+            flush=True,
         )
-    )
     return 0
 
 
@@ -251,24 +252,43 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-CONFIG_KEYS = {
-    "score",
-    "midi_in",
-    "virtual_port",
-    "osc",
-    "osc_in",
-    "osc_prefix",
-    "osc_bundle",
-    "session_dir",
-    "view",
-    "fingering",
-    "camera",
-    "calibration",
-    "hand_model",
-    "osc_in_remote",
-    "osc_token",
-    "library",
+# every setting `run --config` reads, and the TOML type it must have
+CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
+    "score": str,
+    "midi_in": str,
+    "virtual_port": str,
+    "osc": list[str],
+    "osc_in": str,
+    "osc_prefix": str,
+    "osc_bundle": bool,
+    "session_dir": str,
+    "view": bool,
+    "fingering": bool,
+    "camera": str | int,
+    "calibration": str,
+    "hand_model": str,
+    "osc_in_remote": bool,
+    "osc_token": str,
+    "library": list[str],
 }
+CONFIG_KEYS = set(CONFIG_TYPES)
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything this big is not one
+
+
+def _of_type(value: object, kind: type | UnionType | GenericAlias) -> bool:
+    if isinstance(kind, GenericAlias):  # list[str]
+        return isinstance(value, list) and all(_of_type(v, kind.__args__[0]) for v in value)
+    if kind is not bool and isinstance(value, bool):  # TOML true is no number
+        return False
+    return isinstance(value, kind)
+
+
+def _type_name(kind: type | UnionType | GenericAlias) -> str:
+    if isinstance(kind, GenericAlias):
+        return f"a list of {_type_name(kind.__args__[0])}s"
+    if isinstance(kind, UnionType):
+        return " or ".join(_type_name(k) for k in kind.__args__)
+    return {str: "string", int: "integer", bool: "true or false"}[kind]
 
 
 def load_config(path: str | None) -> dict:
@@ -277,18 +297,21 @@ def load_config(path: str | None) -> dict:
         return {}
     import tomllib
 
+    from bridge.userfiles import read_text
+
+    text = read_text(path, "config file", MAX_CONFIG_BYTES)
     try:
-        with open(path, "rb") as f:
-            cfg = tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
+        cfg = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
         raise UserError(f"{path}: not valid TOML ({e})") from None
     unknown = set(cfg) - CONFIG_KEYS
     if unknown:
         raise UserError(
             f"{path}: unknown settings {', '.join(sorted(unknown))} (known: {', '.join(sorted(CONFIG_KEYS))})"
         )
+    for key, value in cfg.items():
+        if not _of_type(value, CONFIG_TYPES[key]):
+            raise UserError(f"{path}: {key} must be {_type_name(CONFIG_TYPES[key])}, not {value!r:.60}")
     return cfg
 
 
@@ -304,6 +327,8 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import ipaddress
+    import secrets
     import signal
 
     from bridge.live import LiveBridge
@@ -349,11 +374,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     show = setting("view", sys.stdout.isatty()) and not args.no_view
     view = TerminalView(score.title) if show else None
     prefix = setting("osc_prefix", "/pianobridge")
-    bridge = LiveBridge(score, osc, prefix, log, view, fingering=fingering, calibration=calibration)
+    bridge = LiveBridge(
+        score,
+        osc,
+        prefix,
+        log,
+        view,
+        fingering=fingering,
+        calibration=calibration,
+        library=setting("library", []),
+        score_path=score_path,
+    )
     osc_in = None
     if setting("osc_in"):
         host, port = parse_target(setting("osc_in"))
-        osc_in = OscReceiver(host, port, bridge.submit, bridge.clock, prefix)
+        token = None
+        if not ipaddress.ip_address(host).is_loopback:
+            if not setting("osc_in_remote"):
+                raise UserError(
+                    f"--osc-in {host}:{port} lets other machines control the bridge: add --osc-in-remote "
+                    "(senders then need the access token)"
+                )
+            token = setting("osc_token") or secrets.token_urlsafe(12)
+        osc_in = OscReceiver(host, port, bridge.submit_control, bridge.clock, prefix, notice=bridge.notice, token=token)
+        if token:
+            print(f"pianobridge: OSC in on {host}:{port}: send {prefix}/auth {token} first", file=sys.stderr)
     midi = MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -423,11 +468,14 @@ def cmd_hands(args: argparse.Namespace) -> int:
     from bridge.camera.detect import HandDetector
     from bridge.camera.frames import check_inputs, is_image, read_frames, read_image
     from bridge.camera.handmodel import hand_model
+    from bridge.userfiles import MAX_IMAGE_PIXELS
 
-    check_inputs(args.inputs)  # a mistyped name is reported before any model is loaded
+    largest = check_inputs(args.inputs)  # a mistyped name is reported before any model is loaded
     model = hand_model(args.hand_model)
     tracking = not args.no_tracking
-    workers = args.workers or min(4, os.cpu_count() or 1)
+    # a still takes some 15 bytes a pixel while it is searched, and its thread keeps much
+    # of that after: large stills go fewer at a time
+    workers = min(args.workers or min(4, os.cpu_count() or 1), max(1, MAX_IMAGE_PIXELS // max(largest, 1)))
     made: list[HandDetector] = []
     own = threading.local()  # a MediaPipe landmarker serves one thread at a time
 
@@ -438,10 +486,10 @@ def cmd_hands(args: argparse.Namespace) -> int:
         return own.detector
 
     def still(path: str):
-        frame = read_image(path)
-        return frame, detector().detect(frame.rgb)
+        # only the hands come back: finished stills wait here for the ones before them
+        return path, None, None, detector().detect(read_image(path).rgb)
 
-    out = _open_out(args.jsonl)
+    out = OutputFile(args.jsonl)
     frames = hands = 0
     try:
         with ThreadPoolExecutor(workers) as pool:
@@ -451,21 +499,20 @@ def cmd_hands(args: argparse.Namespace) -> int:
                 else:  # video frames in order, tracked from one to the next
                     track = detector(video=tracking)
                     found_in = (
-                        (f, track.detect(f.rgb, int(f.t * 1000) if tracking else None))
+                        (f.source, f.index, f.t, track.detect(f.rgb, int(f.t * 1000) if tracking else None))
                         for f in read_frames(list(group))
                     )
-                for frame, found in found_in:
-                    line = {"image": frame.source, "hands": [h.to_dict() for h in found]}
-                    if frame.index is not None:
-                        line.update(frame=frame.index, t=round(frame.t, 4))
+                for source, index, t, found in found_in:
+                    line = {"image": source, "hands": [h.to_dict() for h in found]}
+                    if index is not None:
+                        line.update(frame=index, t=round(t, 4))
                     out.write(json.dumps(line) + "\n")
                     frames += 1
                     hands += len(found)
     finally:
-        if out is not sys.stdout:
-            out.close()
         for d in made:
             d.close()
+        out.close()
     print(f"pianobridge: {hands} hands in {frames} frames -> {args.jsonl}", file=sys.stderr)
     return 0
 
@@ -476,29 +523,39 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from bridge.camera.calibrate import find_keyboard, overlay
     from bridge.camera.frames import grab_frame
-    from bridge.keyboard import Calibration, Keyboard
+    from bridge.keyboard import Calibration, Keyboard, corner_points
+    from bridge.userfiles import write_bytes
 
-    rgb = grab_frame(args.source)
+    # the flags first: a mistake in them is reported before a camera is opened
     keys = None
     if args.keys:
         try:
             low, high = (int(x) for x in args.keys.split("-"))
         except ValueError:
             raise UserError(f"--keys wants LOW-HIGH as MIDI numbers (21-108 for 88 keys), not {args.keys!r}") from None
+        Keyboard(low, high)  # raises for keys a keyboard cannot have (0-127, white ends)
         keys = (low, high)
+    pts = None
     if args.corners:
         try:
-            pts = np.array([float(x) for x in args.corners.split(",")]).reshape(4, 2)
-        except ValueError:
+            pts = corner_points(np.reshape([float(x) for x in args.corners.split(",")], (4, 2)))
+        except (ValueError, UserError):
             raise UserError(
-                "--corners wants 8 numbers: x,y of front-left, front-right, back-right, back-left"
+                "--corners wants 8 finite numbers: x,y of front-left, front-right, back-right, back-left"
             ) from None
+    picture = args.overlay or str(Path(args.out).with_suffix(".png"))
+    if Path(picture) == Path(args.out):
+        raise UserError(f"the key picture would overwrite the calibration {args.out}: give --overlay PNG")
+    ext = Path(picture).suffix.lower() or ".png"  # the name is kept as given, suffix or not
+    if not cv2.haveImageWriter(f"x{ext}"):
+        raise UserError(f"cannot write {picture}: not an image format OpenCV writes ({ext}); use .png or .jpg")
+    rgb = grab_frame(args.source)
+    if pts is not None:
         cal = Calibration((rgb.shape[1], rgb.shape[0]), pts, Keyboard(*(keys or (21, 108))))
     else:
         cal = find_keyboard(rgb, keys)
     cal.save(args.out)
-    picture = args.overlay or str(Path(args.out).with_suffix(".png"))
-    cv2.imwrite(picture, overlay(rgb, cal))
+    write_bytes(picture, cv2.imencode(ext, overlay(rgb, cal))[1].tobytes())
     print(
         f"pianobridge: keys {cal.keyboard.low}-{cal.keyboard.high} -> {args.out}; check them on {picture}",
         file=sys.stderr,
@@ -581,6 +638,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="listen here for control commands and teacher annotations (see bridge/osc/receiver.py)",
     )
+    live.add_argument(
+        "--osc-in-remote",
+        action="store_true",
+        help="allow --osc-in on an address other machines can reach; senders must send PREFIX/auth TOKEN first",
+    )
+    live.add_argument(
+        "--osc-token", metavar="TOKEN", help="the token for --osc-in-remote (default: a random one, printed)"
+    )
+    live.add_argument(
+        "--library",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder /control/load may read scores from (repeatable; the bundled scores and the score's own "
+        "folder are always allowed)",
+    )
     live.add_argument("--no-view", action="store_true", help="no live terminal view")
     live.add_argument(
         "--camera",
@@ -646,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive(int),
         metavar="N",
-        help="still images searched at once (default: one per CPU core, at most 4)",
+        help="still images searched at once (default: one per CPU core, at most 4; fewer for large images)",
     )
     hd.set_defaults(func=cmd_hands)
 

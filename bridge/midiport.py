@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 import mido
@@ -85,6 +87,16 @@ class MidiInput:
     previous message again instead of the new one (docs/benchmarks.md, latency). rtmidi
     queues messages in C++ instead, and the reader drains that queue every
     ``read_every_s`` (so arrival stamps are at most that late).
+
+    A device that sends an unterminated SysEx (``F0 01`` and no F7) leaves rtmidi's parser
+    swallowing every later message. Nothing of that is visible from here, so once a device
+    has been quiet for ``standby_after_s`` a second, fresh parser is connected to it beside
+    the first (one output feeding two inputs is safe; two outputs into one input are not:
+    JACK drops whole periods when one of them is late). The next message settles it: if
+    the first parser delivers it too, the spare is closed; if only the spare does within
+    ``witness_s``, the first was stuck, the spare takes over, and a ``midi_sysex_dropped``
+    status says so. A reconnect always starts a fresh parser. A virtual port has no device
+    to connect a spare to; the apps that send to one do not send broken SysEx.
     """
 
     def __init__(
@@ -96,6 +108,8 @@ class MidiInput:
         virtual: str | None = None,
         poll_s: float = 0.25,
         read_every_s: float = 0.0005,
+        standby_after_s: float = 1.0,
+        witness_s: float = 0.03,
     ):
         if (name is None) == (virtual is None):
             raise ValueError("give a port name or a virtual port name")
@@ -104,15 +118,29 @@ class MidiInput:
         self.backend, self.sink, self.clock = backend, sink, clock
         self.wanted, self.virtual = name, virtual
         self.poll_s, self.read_every_s = poll_s, read_every_s
-        api = getattr(rtmidi, f"API_{backend.api}", rtmidi.API_UNSPECIFIED)
-        self.rt = rtmidi.MidiIn(rtapi=api, name="pianobridge", queue_size_limit=8192)
-        self.rt.ignore_types(sysex=True, timing=True, active_sense=True)
-        self.probe = rtmidi.MidiIn(rtapi=api, name="pianobridge-watch")  # lists ports for the watcher
+        self.standby_after_s, self.witness_s = standby_after_s, witness_s
+        self.api = getattr(rtmidi, f"API_{backend.api}", rtmidi.API_UNSPECIFIED)
+        self.rt = self._parser()
+        self.probe = rtmidi.MidiIn(rtapi=self.api, name="pianobridge-watch")  # lists ports for the watcher
+        self.standby = None  # the spare parser, while one is connected
+        self.standby_since = 0.0
+        self.retired: list = []  # parsers to close off the reader's thread
+        self.recent: deque[tuple[tuple[int, ...], float]] = deque(maxlen=64)  # (bytes, monotonic) from self.rt
+        self.unconfirmed: deque[tuple[tuple[int, ...], float, float]] = deque()  # the spare's: (bytes, monotonic, t)
         self.port_name: str | None = None
         self.connected = False
         self.garbage = 0  # messages that did not parse
+        self.last_heard = time.monotonic()
+        self.lock = threading.Lock()  # the reader and the watcher both swap parsers
         self.stopped = threading.Event()
         self.threads: list[threading.Thread] = []
+
+    def _parser(self):
+        import rtmidi
+
+        rt = rtmidi.MidiIn(rtapi=self.api, name="pianobridge", queue_size_limit=8192)
+        rt.ignore_types(sysex=True, timing=True, active_sense=True)
+        return rt
 
     def start(self) -> None:
         if self.virtual:
@@ -136,52 +164,143 @@ class MidiInput:
     def _open(self) -> None:
         self.rt.open_port(self.probe.get_ports().index(self.port_name))
         self.connected = True
+        self.last_heard = time.monotonic()
         self.sink(Status(self.clock(), "device_connected", self.port_name))
 
     def _read(self) -> None:
-        get, wait = self.rt.get_message, self.stopped.wait
+        wait = self.stopped.wait
         while not self.stopped.is_set():
-            item = get()
-            if item is None:
+            with self.lock:
+                item = self.rt.get_message()
+                spare = self.standby.get_message() if self.standby is not None else None
+                if item is not None:
+                    self._heard(item[0])
+                if spare is not None:
+                    self.unconfirmed.append((tuple(spare[0]), time.monotonic(), self.clock()))
+                if self.unconfirmed:
+                    self._settle()
+            if item is None and spare is None:
                 wait(self.read_every_s)
-                continue
-            t = self.clock()  # stamped as soon as it is read, before parsing
-            try:
-                msg = mido.Message.from_bytes(item[0])
-            except (ValueError, TypeError, IndexError):
-                self.garbage += 1
-                continue
-            ev = to_event(msg, t)
-            if ev is not None:
-                self.sink(ev)
+
+    def _heard(self, data: list[int]) -> None:
+        """A message from the parser in use: handed on at once (under ``self.lock``)."""
+        now = time.monotonic()
+        self.last_heard = now
+        if self.standby is not None:
+            self.recent.append((tuple(data), now))
+        self._take(data, self.clock())  # stamped as soon as it is read, before parsing
+
+    def _settle(self) -> None:
+        """Compare the spare's messages with what the parser in use delivered (under ``self.lock``)."""
+        now = time.monotonic()
+        while self.unconfirmed:
+            data, arrived, t = self.unconfirmed[0]
+            if any(d == data and abs(at - arrived) <= self.witness_s for d, at in self.recent):
+                self._retire_standby()  # the parser in use heard it too: it is fine
+                return
+            if now - arrived <= self.witness_s:
+                return  # the parser in use may still deliver it
+            # it did not: it was stuck in a SysEx; the spare takes over with what it heard
+            stuck, self.rt, self.standby = self.rt, self.standby, None
+            self.retired.append(stuck)
+            self.sink(Status(t, "midi_sysex_dropped", "the MIDI input was stuck in an unterminated SysEx; reset"))
+            waiting, self.unconfirmed = list(self.unconfirmed), deque()
+            self.recent.clear()
+            for data, _, t in waiting:
+                self.last_heard = now
+                self._take(list(data), t)
+            return
+
+    def _retire_standby(self) -> None:
+        if self.standby is not None:
+            self.retired.append(self.standby)
+        self.standby = None
+        self.unconfirmed.clear()
+        self.recent.clear()
+
+    def _take(self, data: list[int], t: float) -> None:
+        try:
+            msg = mido.Message.from_bytes(data)
+        except (ValueError, TypeError, IndexError):
+            self.garbage += 1
+            return
+        ev = to_event(msg, t)
+        if ev is not None:
+            self.sink(ev)
 
     def _watch(self) -> None:
         while not self.stopped.wait(self.poll_s):
+            self._close_retired()
             try:
                 names = self.probe.get_ports()
             except Exception:  # the MIDI system itself hiccuped: try again next poll
                 continue
             if self.connected and self.port_name not in names:
-                self.rt.close_port()
+                with self.lock:
+                    self._drain()
+                    self._retire_standby()
+                    self.retired.append(self.rt)
+                    self.rt = self._parser()  # whatever the old parser was in the middle of is gone
                 self.connected = False
                 self.sink(Status(self.clock(), "device_lost", self.port_name))
             elif not self.connected:
                 try:  # it may come back under a slightly different name
                     self.port_name = find_port(self.wanted, names)
-                    self._open()
+                    with self.lock:
+                        self._open()
                 except Exception:
                     pass  # not there or not ready yet: next poll
+            else:
+                self._keep_standby(names)
 
-    def close(self) -> None:
-        self.stopped.set()
-        for th in self.threads:
-            th.join(timeout=2.0)
-        for rt in (self.rt, self.probe):
+    def _keep_standby(self, names: list[str]) -> None:
+        """A spare parser beside a quiet device (renewed every few seconds of quiet, in
+        case the spare itself took in the start of a SysEx)."""
+        now = time.monotonic()
+        quiet = now - self.last_heard >= self.standby_after_s
+        stale = self.standby is not None and now - self.standby_since > 5 * self.standby_after_s
+        if not quiet or (self.standby is not None and not stale):
+            return
+        try:
+            spare = self._parser()
+            spare.open_port(names.index(self.port_name))
+        except Exception:
+            return  # the port is going away: the next poll sees it
+        with self.lock:
+            if now - self.last_heard < self.standby_after_s:  # a message came meanwhile: not needed
+                self.retired.append(spare)
+                return
+            self._retire_standby()
+            self.standby, self.standby_since = spare, now
+
+    def _close_retired(self) -> None:
+        with self.lock:
+            done, self.retired = self.retired, []
+        for rt in done:
             try:
                 rt.close_port()
                 rt.delete()
             except Exception:
                 pass
+
+    def _drain(self) -> None:
+        """Take what the MIDI system queued but the reader has not read yet (under ``self.lock``)."""
+        while (item := self.rt.get_message()) is not None:
+            self._take(item[0], self.clock())
+
+    def close(self) -> None:
+        """Stop reading; every message that arrived before this is handed on first."""
+        self.stopped.set()
+        for th in self.threads:
+            th.join(timeout=2.0)
+        with self.lock:
+            try:
+                self._drain()
+            except Exception:
+                pass
+            self._retire_standby()
+            self.retired += [self.rt, self.probe]
+        self._close_retired()
 
 
 def list_ports(backend: mido.Backend) -> tuple[list[str], list[str]]:

@@ -28,7 +28,8 @@ def new_engine(score: Score, fingering: bool = True, like: Engine | None = None,
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
     """Feed one event and stamp note verdicts with the engine's processing time; a
     'load' command (file I/O, so not the engine's business) swaps in a new engine for
-    the new score, or reports why it could not."""
+    the new score, or reports why it could not. An exception in the engine comes back as
+    an ``engine_error`` status and the engine goes on with the next event."""
     if isinstance(ev, Command) and ev.command == "load":
         from bridge.musicxml import load_score
 
@@ -39,7 +40,10 @@ def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:
         fresh = new_engine(score, engine.suggested is not None, engine)
         return fresh, [Status(ev.t, "score_loaded", score.title)]
     t0 = time.perf_counter_ns()
-    out = engine.feed(ev)
+    try:
+        out = engine.feed(ev)
+    except Exception as e:  # noqa: BLE001 - one bad event must not end the session; replay fails the same way
+        return engine, [Status(ev.t, "engine_error", f"{type(e).__name__}: {e}"[:200])]
     took_us = (time.perf_counter_ns() - t0) // 1000
     for o in out:
         if isinstance(o, NoteVerdict):

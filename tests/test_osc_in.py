@@ -1,12 +1,16 @@
-"""OSC in: commands and annotations become input events; garbage is logged and ignored."""
+"""OSC in: commands and annotations become input events; garbage is counted, answered to its sender and ignored."""
 
 import socket
 import time
 
+import jsonschema
 from conftest import bundled
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
+from test_osc import ALL_SCHEMAS
 
 from bridge import simulate
 from bridge.engine import Engine
@@ -91,24 +95,59 @@ def test_annotation_goes_out_as_osc():
 
 
 def test_receiver_over_udp_survives_garbage():
-    got = []
-    rx = OscReceiver("127.0.0.1", 0, got.append, time.monotonic, P)
+    got, notices = [], []
+    rx = OscReceiver(
+        "127.0.0.1", 0, lambda ev, reply: got.append(ev), time.monotonic, P, notice=lambda *a: notices.append(a)
+    )
     rx.start()
     client = SimpleUDPClient("127.0.0.1", rx.address[1])
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.settimeout(3)
     try:
         raw.sendto(b"\x00\xffnot osc at all", rx.address)
         raw.sendto(b"/pianobridge/control/jump\x00\x00\x00,i\x00\x00", rx.address)  # truncated argument
+        raw.sendto(OscMessageBuilder(f"{P}/control/jump").build().dgram, rx.address)  # no measure
+        reply = OscMessage(raw.recv(1024))  # the sender alone hears what was wrong
         client.send_message(f"{P}/control/jump", 5)
         client.send_message(f"{P}/annotate", ["teacher", "watch the left hand"])
         deadline = time.monotonic() + 3
-        while len(got) < 4 and time.monotonic() < deadline:
+        while (len(got) < 2 or not notices) and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         rx.close()
         raw.close()
-    kinds = [type(e).__name__ for e in got]
-    assert kinds.count("Status") == 2 and Command in map(type, got) and Annotation in map(type, got)
+    assert reply.address == f"{P}/reply" and reply.params[0] == "error" and "expected int" in reply.params[1]
+    jsonschema.validate(reply.params, ALL_SCHEMAS["reply"])
+    assert [type(e) for e in got] == [Command, Annotation]  # nothing ignored is queued
+    assert rx.ignored_total == 3 and notices[0][0] == "osc_ignored" and notices[0][1].startswith("3 OSC datagrams")
+
+
+def test_remote_listener_wants_the_token():
+    got = []
+    rx = OscReceiver("127.0.0.1", 0, lambda ev, reply: got.append(ev), time.monotonic, P, token="s3cret")
+    rx.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(3)
+
+    def send(address, *args):
+        b = OscMessageBuilder(address)
+        for a in args:
+            b.add_arg(a)
+        sock.sendto(b.build().dgram, rx.address)
+        return OscMessage(sock.recv(1024)).params
+
+    try:
+        assert send(f"{P}/control/reset")[0] == "error"
+        assert send(f"{P}/auth", "guess") == ["error", "wrong token"]
+        assert send(f"{P}/auth", "s3cret") == ["ok", "authorised"]
+        sock.sendto(OscMessageBuilder(f"{P}/control/reset").build().dgram, rx.address)
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        rx.close()
+        sock.close()
+    assert [e.command for e in got] == ["reset"]
 
 
 @settings(max_examples=300, deadline=None)
