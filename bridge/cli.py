@@ -157,6 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (UserError, StopIteration, OSError, RuntimeError):
         if midi:
             midi.close()
+            midi.release()
         midi, source = None, "an internal source (no MIDI system here)"
     print(f"pianobridge demo: playing {score.title!r} in real time through {source}", file=sys.stderr)
     start = time.monotonic()
@@ -175,6 +176,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if midi:
             midi.close()
         bridge.stop()
+        if midi:
+            midi.release()
         receiver.shutdown()
     print_summary(results, f"{score.title} (through {source})")
     print(f"OSC messages the local receiver got: {received[0]}; session log: {session}")
@@ -405,6 +408,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"pianobridge: following {score.title!r}; session log {session}", file=sys.stderr, flush=True)
     cam = None
+    # a thread of an input that dies is reported like every other fault, not printed as a traceback
+    threading.excepthook = lambda a: bridge.notice(
+        "input_error", f"{a.thread.name if a.thread else 'a thread'}: {a.exc_type.__name__}: {a.exc_value}"[:200]
+    )
     try:
         bridge.start()
         midi.start()
@@ -423,7 +430,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             osc_in.close()
         midi.close()
         camera_note = cam.close() if cam else None
-        bridge.stop()
+        bridge.stop()  # the session log is complete and closed before the MIDI system is let go
+        midi.release()
     if camera_note:
         print(f"pianobridge: {camera_note}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)

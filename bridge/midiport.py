@@ -125,6 +125,8 @@ class MidiInput:
         self.standby = None  # the spare parser, while one is connected
         self.standby_since = 0.0
         self.retired: list = []  # parsers to close off the reader's thread
+        self.abandoned: list = []  # clients of a MIDI system that went away: never closed
+        self.system_down = False
         self.recent: deque[tuple[tuple[int, ...], float]] = deque(maxlen=64)  # (bytes, monotonic) from self.rt
         self.unconfirmed: deque[tuple[tuple[int, ...], float, float]] = deque()  # the spare's: (bytes, monotonic, t)
         self.port_name: str | None = None
@@ -171,7 +173,7 @@ class MidiInput:
         wait = self.stopped.wait
         while not self.stopped.is_set():
             with self.lock:
-                item = self.rt.get_message()
+                item = self.rt.get_message() if self.rt is not None else None
                 spare = self.standby.get_message() if self.standby is not None else None
                 if item is not None:
                     self._heard(item[0])
@@ -186,8 +188,7 @@ class MidiInput:
         """A message from the parser in use: handed on at once (under ``self.lock``)."""
         now = time.monotonic()
         self.last_heard = now
-        if self.standby is not None:
-            self.recent.append((tuple(data), now))
+        self.recent.append((tuple(data), now))  # also before a spare exists: it may have this one too
         self._take(data, self.clock())  # stamped as soon as it is read, before parsing
 
     def _settle(self) -> None:
@@ -216,7 +217,6 @@ class MidiInput:
             self.retired.append(self.standby)
         self.standby = None
         self.unconfirmed.clear()
-        self.recent.clear()
 
     def _take(self, data: list[int], t: float) -> None:
         try:
@@ -230,19 +230,16 @@ class MidiInput:
 
     def _watch(self) -> None:
         while not self.stopped.wait(self.poll_s):
+            if self.system_down:
+                self._restart_system()
+                continue
             self._close_retired()
             try:
                 names = self.probe.get_ports()
             except Exception:  # the MIDI system itself hiccuped: try again next poll
                 continue
             if self.connected and self.port_name not in names:
-                with self.lock:
-                    self._drain()
-                    self._retire_standby()
-                    self.retired.append(self.rt)
-                    self.rt = self._parser()  # whatever the old parser was in the middle of is gone
-                self.connected = False
-                self.sink(Status(self.clock(), "device_lost", self.port_name))
+                self._lost()
             elif not self.connected:
                 try:  # it may come back under a slightly different name
                     self.port_name = find_port(self.wanted, names)
@@ -251,9 +248,43 @@ class MidiInput:
                 except Exception:
                     pass  # not there or not ready yet: next poll
             else:
-                self._keep_standby(names)
+                self._keep_standby()
 
-    def _keep_standby(self, names: list[str]) -> None:
+    def _lost(self) -> None:
+        try:
+            fresh = self._parser()  # whatever the old parser was in the middle of is gone
+        except Exception:  # no MIDI system any more (a JACK server stopped)
+            fresh = None
+        with self.lock:
+            self._drain()
+            self._retire_standby()
+            self.retired.append(self.rt)
+            self.rt = fresh
+            if fresh is None:
+                self._abandon()
+        self.connected = False
+        why = "" if fresh else " (the MIDI system stopped; waiting for it to come back)"
+        self.sink(Status(self.clock(), "device_lost", f"{self.port_name}{why}"))
+
+    def _abandon(self) -> None:
+        """Keep the clients of a MIDI system that went away, unclosed (under ``self.lock``):
+        closing a client of a dead JACK server crashes libjack, freeing one closes it."""
+        self.system_down = True
+        self.abandoned += [*self.retired, self.probe]
+        self.retired = []
+
+    def _restart_system(self) -> None:
+        import rtmidi
+
+        try:
+            probe = rtmidi.MidiIn(rtapi=self.api, name="pianobridge-watch")
+            rt = self._parser()
+        except Exception:
+            return  # still gone
+        with self.lock:
+            self.probe, self.rt, self.system_down = probe, rt, False
+
+    def _keep_standby(self) -> None:
         """A spare parser beside a quiet device (renewed every few seconds of quiet, in
         case the spare itself took in the start of a SysEx)."""
         now = time.monotonic()
@@ -263,7 +294,7 @@ class MidiInput:
             return
         try:
             spare = self._parser()
-            spare.open_port(names.index(self.port_name))
+            spare.open_port(spare.get_ports().index(self.port_name))  # its own listing: the order may differ
         except Exception:
             return  # the port is going away: the next poll sees it
         with self.lock:
@@ -275,6 +306,8 @@ class MidiInput:
 
     def _close_retired(self) -> None:
         with self.lock:
+            if self.system_down:
+                return
             done, self.retired = self.retired, []
         for rt in done:
             try:
@@ -285,11 +318,13 @@ class MidiInput:
 
     def _drain(self) -> None:
         """Take what the MIDI system queued but the reader has not read yet (under ``self.lock``)."""
-        while (item := self.rt.get_message()) is not None:
+        while self.rt is not None and (item := self.rt.get_message()) is not None:
             self._take(item[0], self.clock())
 
     def close(self) -> None:
-        """Stop reading; every message that arrived before this is handed on first."""
+        """Stop reading; every message that arrived before this is handed on first. The
+        MIDI system's clients stay open until `release`, so that the caller can close its
+        session log before anything that could take the process down with a dead server."""
         self.stopped.set()
         for th in self.threads:
             th.join(timeout=2.0)
@@ -298,8 +333,12 @@ class MidiInput:
                 self._drain()
             except Exception:
                 pass
+
+    def release(self) -> None:
+        """Close the MIDI system's clients (after `close`)."""
+        with self.lock:
             self._retire_standby()
-            self.retired += [self.rt, self.probe]
+            self.retired += [x for x in (self.rt, self.probe) if x is not None]
         self._close_retired()
 
 

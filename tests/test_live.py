@@ -104,7 +104,9 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
         play(keyboard, first)
         n_first = sum(1 for _, m in first if m.type == "note_on" and m.velocity)
         notes = lambda: [args for a, args in receiver.got if a.endswith("/note")]  # noqa: E731
-        assert wait_until(lambda: len(notes()) >= n_first, 5) is not None, f"{len(notes())} of {n_first} notes"
+        if wait_until(lambda: len(notes()) >= n_first, 5) is None:
+            logged = session.read_text().count('"type":"note_on"')
+            pytest.fail(f"{len(notes())} of {n_first} notes; {logged} note-ons logged; statuses {statuses(receiver)}")
         assert sum(a[3] == "correct" for a in notes()) >= 0.95 * n_first
         measure_before = [args for a, args in receiver.got if a.endswith("/position")][-1][3]
 

@@ -60,10 +60,11 @@ def free_port() -> int:
 class Bridge:
     """`pianobridge run` on a virtual keyboard, OSC out to a receiver, OSC in on loopback."""
 
-    def __init__(self, session: Path, *extra: str):
+    def __init__(self, session: Path, *extra: str, keyboard=None):
         self.receiver = TimedReceiver()
         self.port_name = f"pb-fault-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-        self.keyboard = mido.open_output(self.port_name, virtual=True)
+        self.keyboard = keyboard or mido.open_output(self.port_name, virtual=True)
+        self.port_name = getattr(self.keyboard, "port_name", self.port_name)
         self.osc_in = free_port()
         self.session = session
         self.proc = subprocess.Popen(
@@ -291,5 +292,64 @@ def test_stopping_with_input_queued_logs_every_input(jack, tmp_path, sig):
         b.close()
     s = read_session(b.session)
     assert sum(1 for e in s.inputs if e.type == "note_on") == seen
+    assert s.inputs[-1].type == "status" and s.inputs[-1].state == "stopped"
+    b.replays()
+
+
+class KeyboardProcess:
+    """A virtual keyboard in a process of its own (so that it can use another JACK server
+    than this process's clients): each message written to it is sent."""
+
+    SCRIPT = (
+        "import sys, mido\n"
+        "port = mido.open_output(sys.argv[1], virtual=True)\n"
+        "print('ready', flush=True)\n"
+        "for line in sys.stdin:\n"
+        "    port.send(mido.Message.from_hex(line.strip()))\n"
+    )
+
+    def __init__(self, port_name: str):
+        self.port_name = port_name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, port_name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def send(self, msg: mido.Message) -> None:
+        self.proc.stdin.write(msg.hex() + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.proc.kill()  # its JACK server may be gone: no clean close to wait for
+        self.proc.wait()
+
+
+def test_the_midi_system_going_away_loses_nothing(jack, tmp_path, monkeypatch):
+    """A JACK server of its own (named, so the other tests' server stays), stopped under
+    the bridge: the loss is reported, the bridge waits for it, and a stop is clean."""
+    server = f"pb-private-{os.getpid()}"
+    jackd = subprocess.Popen(
+        ["jackd", "-n", server, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server)  # for the bridge and the keyboard, both started here
+    running = lambda: subprocess.run(["jack_wait", "-c"], capture_output=True, text=True).stdout.strip() == "running"  # noqa: E731
+    try:
+        assert wait_until(running, 10) is not None
+        b = Bridge(tmp_path / "s.jsonl", keyboard=KeyboardProcess(f"pb-private-kb-{os.getpid()}"))
+        try:
+            assert b.played(60) is not None
+            jackd.terminate()
+            jackd.wait(timeout=10)
+            assert wait_until(lambda: any("MIDI system stopped" in d for d in b.receiver.details("device_lost")), 5)
+            err = b.stop(signal.SIGTERM)
+        finally:
+            b.close()
+    finally:
+        if jackd.poll() is None:
+            jackd.kill()
+    assert "Traceback" not in err
+    s = read_session(b.session)
     assert s.inputs[-1].type == "status" and s.inputs[-1].state == "stopped"
     b.replays()
