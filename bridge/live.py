@@ -18,6 +18,7 @@ lines, which ``replay`` does not expect of the engine).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -171,8 +172,6 @@ class LiveBridge:
         if self.log:
             left = self.log.close()
             if left:
-                import sys
-
                 print(f"pianobridge: {left} bytes of the session log could not be written", file=sys.stderr)
         if self.osc:
             self.osc.close()

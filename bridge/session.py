@@ -170,9 +170,10 @@ class SessionLog:
             with self._lock:
                 if self.pending:
                     self._retry(notices)
-                if self.fd >= 0:
-                    with contextlib.suppress(OSError):
-                        os.fsync(self.fd)
+            # outside the lock: a flush to disk can take milliseconds, and the consumer's
+            # writes must not wait for it (close joins this thread before closing the fd)
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
             self._tell(notices)
 
     def log_in(self, ev: InputEvent) -> None:
