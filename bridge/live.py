@@ -89,7 +89,6 @@ class LiveBridge:
     the first score's folder are always allowed)."""
 
     LOAD_EVERY_S = 1.0  # loads closer together than this are refused
-    MAX_SCORE_BYTES = 50 << 20
 
     def __init__(
         self,
@@ -268,14 +267,11 @@ class LiveBridge:
         for candidate in candidates:
             try:
                 real = candidate.resolve(strict=True)
-                st = real.stat()
             except (OSError, RuntimeError):
                 continue
             inside = any(real.is_relative_to(folder) for folder in self.library)
             if inside and real.suffix.lower() in (".musicxml", ".xml", ".mxl") and os.path.isfile(real):
-                if st.st_size > self.MAX_SCORE_BYTES:
-                    raise UserError(f"{real.name} is larger than {self.MAX_SCORE_BYTES >> 20} MB")
-                return real
+                return real  # its size is load_score's to check, as for any score
         raise refused
 
     def _load(self, path: Path, reply: Reply) -> None:

@@ -156,12 +156,7 @@ class OscReceiver:
         if data[:1] not in (b"/", b"#"):  # cheapest test first: not OSC at all
             self._ignore(f"not an OSC packet ({len(data)} bytes)")
             return
-        bucket = self.buckets.get(sender)
-        if bucket is None:
-            if len(self.buckets) >= self.MAX_SENDERS:
-                self.buckets.clear()
-            bucket = self.buckets[sender] = _Bucket(self.rate, self.burst)
-        if not bucket.take():
+        if not self._bucket(self.buckets, sender, self.rate, self.burst).take():
             self._ignore("rate limit")
             return
         t = self.clock()
@@ -203,6 +198,15 @@ class OscReceiver:
             return
         self.submit(ev, reply)
 
+    def _bucket(self, table: dict[tuple, _Bucket], sender: tuple, rate: float, burst: float) -> _Bucket:
+        """The sender's bucket in ``table``; a table past MAX_SENDERS starts afresh (bounded memory)."""
+        bucket = table.get(sender)
+        if bucket is None:
+            if len(table) >= self.MAX_SENDERS:
+                table.clear()
+            bucket = table[sender] = _Bucket(rate, burst)
+        return bucket
+
     def _ignore(self, why: str) -> None:
         self.ignored += 1
         self.last_why = why
@@ -221,12 +225,7 @@ class OscReceiver:
         answer must never make a flood bigger)."""
         from pythonosc.osc_message_builder import OscMessageBuilder
 
-        bucket = self.reply_buckets.get(sender)
-        if bucket is None:
-            if len(self.reply_buckets) >= self.MAX_SENDERS:
-                self.reply_buckets.clear()
-            bucket = self.reply_buckets[sender] = _Bucket(5.0, 10.0)
-        if not bucket.take():
+        if not self._bucket(self.reply_buckets, sender, 5.0, 10.0).take():
             return
         b = OscMessageBuilder(address=f"{self.prefix}/reply")
         b.add_arg(kind, "s")
