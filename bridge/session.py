@@ -40,7 +40,7 @@ from bridge.events import (
     json_line,
     seconds,
 )
-from bridge.userfiles import regular_file
+from bridge.userfiles import numbered_lines
 
 INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation, HandFrame)}
 VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
@@ -263,21 +263,14 @@ def session_events(path: str | os.PathLike, only: str | None = None) -> Iterator
 
 def _records(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
     """(line number, JSON value) for each line; a torn last line (a power cut) is left out."""
-    p = regular_file(path, "session log", MAX_SESSION_BYTES)
-    with open(p, "rb") as f:
-        n, line = 1, f.readline(MAX_LINE + 1)
-        while line:
-            after = f.readline(MAX_LINE + 1)
-            if len(line) > MAX_LINE:
-                raise UserError(f"{p}:{n}: line longer than {MAX_LINE} bytes: not a session log line")
-            try:
-                r = json.loads(line)
-            except (ValueError, RecursionError):
-                if not after:
-                    return
-                raise UserError(f"{p}:{n}: not JSON") from None
-            yield n, r
-            n, line = n + 1, after
+    for n, line, last in numbered_lines(path, "session log", MAX_SESSION_BYTES, MAX_LINE):
+        try:
+            r = json.loads(line)
+        except (ValueError, RecursionError):
+            if last:
+                return
+            raise UserError(f"{path}:{n}: not JSON") from None
+        yield n, r
 
 
 def _header(path: str | os.PathLike) -> dict:

@@ -49,6 +49,23 @@ def read_bytes(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
     return data
 
 
+def numbered_lines(
+    path: str | os.PathLike, what: str, max_bytes: int, max_line: int
+) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line, whether it is the last) of a regular file (see `regular_file`),
+    read a line at a time so that a long file never sits in memory whole; a line longer
+    than ``max_line`` bytes is a `UserError` naming it."""
+    p = regular_file(path, what, max_bytes)
+    with open(p, "rb") as f:
+        n, line = 1, f.readline(max_line + 1)
+        while line:
+            after = f.readline(max_line + 1)
+            if len(line) > max_line:
+                raise UserError(f"{p}:{n}: line longer than {max_line} bytes: not a {what} line")
+            yield n, line, not after
+            n, line = n + 1, after
+
+
 def read_text(path: str | os.PathLike, what: str, max_bytes: int) -> str:
     return read_bytes(path, what, max_bytes).decode("utf-8", errors="replace")
 

@@ -10,7 +10,7 @@ import numpy as np
 from bridge.errors import UserError
 from bridge.events import MAX_SECONDS, InputEvent, NoteOff, NoteOn, PlayedFinger, check_hands, seconds
 from bridge.keyboard import Calibration
-from bridge.userfiles import regular_file
+from bridge.userfiles import numbered_lines
 
 MAX_STREAM_BYTES = 256 << 20  # two hands at 30 fps write about 120 MB an hour
 MAX_LINE = 1 << 16  # a frame with two hands is about 1 KB
@@ -20,24 +20,20 @@ def read_stream(path: str | Path) -> list[dict]:
     """Frames ``{"t", "hands"}`` of a landmark stream (JSONL, DESIGN.md), in time order,
     each line checked (a bad one is a `UserError` naming it); landmarks come back as
     (21, 3) float32 arrays, a quarter of the memory of JSON's lists."""
-    p = regular_file(path, "landmark stream", MAX_STREAM_BYTES)
     frames = []
-    with open(p, "rb") as f:
-        for n, line in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
-            if len(line) > MAX_LINE:
-                raise UserError(f"{p}:{n}: line longer than {MAX_LINE} bytes: not a landmark frame")
-            if not line.strip():
-                continue
-            try:
-                frame = json.loads(line)
-                if not isinstance(frame, dict) or not seconds(frame.get("t")):
-                    raise ValueError(f"t must be a number of seconds, 0-{MAX_SECONDS:g}")
-                hands = check_hands(frame.get("hands", []))
-            except (ValueError, RecursionError) as e:
-                raise UserError(f"{p}:{n}: not a landmark frame {{'t': seconds, 'hands': [...]}} ({e})") from None
-            frames.append({"t": float(frame["t"]), "hands": [_compact(h) for h in hands]})
+    for n, line, _ in numbered_lines(path, "landmark stream", MAX_STREAM_BYTES, MAX_LINE):
+        if not line.strip():
+            continue
+        try:
+            frame = json.loads(line)
+            if not isinstance(frame, dict) or not seconds(frame.get("t")):
+                raise ValueError(f"t must be a number of seconds, 0-{MAX_SECONDS:g}")
+            hands = check_hands(frame.get("hands", []))
+        except (ValueError, RecursionError) as e:
+            raise UserError(f"{path}:{n}: not a landmark frame {{'t': seconds, 'hands': [...]}} ({e})") from None
+        frames.append({"t": float(frame["t"]), "hands": [_compact(h) for h in hands]})
     if not frames:
-        raise UserError(f"no frames in {p}")
+        raise UserError(f"no frames in {path}")
     return sorted(frames, key=lambda f: f["t"])
 
 
