@@ -1,0 +1,73 @@
+"""What several commands share: the bundled scores, the OSC output flags, the summary table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from bridge.report import FollowRecord
+from bridge.userfiles import writing
+
+BUNDLED = Path(__file__).resolve().parent.parent.parent / "scores"
+
+
+def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
+    """A short table of what the player did, for people rather than programs."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    rec = results if isinstance(results, FollowRecord) else FollowRecord.of(results)
+    timing, loud = rec.timing, rec.loudness
+    # the title comes from the score: plain text, not rich markup (`[/]` in it would crash rich)
+    t = Table(title=Text(f"pianobridge: {title}", style="table.title"), show_header=False)
+    t.add_row("notes played", str(rec.played))
+    for k in ("correct", "wrong_pitch", "extra"):
+        t.add_row(f"  {k}", str(rec.verdicts.get(k, 0)))
+    t.add_row("missed score notes", str(rec.missed_count))
+    t.add_row("restarts / jumps", str(rec.jumps_count))
+    t.add_row("timing early / on time / late", f"{timing['early']} / {timing['on_time']} / {timing['late']}")
+    t.add_row("dynamics soft / ok / loud", f"{loud['soft']} / {loud['ok']} / {loud['loud']}")
+    if rec.last_position is not None:
+        last = rec.last_position
+        t.add_row("ended at", f"measure {last['measure']}, beat {last['beat']:g}")
+        t.add_row("engine latency p50 / p99", f"{rec.latency_at(0.5)} / {rec.latency_at(0.99)} µs")
+    with writing("standard output", stdout=True):
+        Console().print(t)
+        sys.stdout.flush()
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    from bridge.osc import DEFAULT_PREFIX
+
+    p.add_argument(
+        "--osc",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="also send every event as OSC to this UDP target (repeat for several; see osc_schemas/)",
+    )
+    p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, help="OSC address prefix (default: %(default)s)")
+    p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
+    p.add_argument(
+        "--no-fingering",
+        action="store_true",
+        help="no suggested_finger on note events (default: planned by the fingering model when installed)",
+    )
+
+
+def positive(kind: type):
+    """An argparse type: a number of ``kind`` above zero."""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return convert

@@ -1,0 +1,115 @@
+"""`pianobridge demo`: a bundled practice run played in real time through the live bridge."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import threading
+from pathlib import Path
+
+from bridge.cli.common import BUNDLED, add_output_options, positive, print_summary
+from bridge.errors import UserError
+from bridge.report import plot_follow
+
+
+def add_parser(sub) -> None:
+    d = sub.add_parser(
+        "demo",
+        help="play a bundled practice run through the live bridge (no keyboard needed)",
+        description="Plays a bundled practice run (wrong, extra and dropped notes, a restart) in "
+        "real time into the live bridge - through a virtual MIDI port where the machine has a "
+        "MIDI system, else from an internal source - with OSC to a local receiver, the live "
+        "view and a session log; then prints a summary and writes a report plot.",
+    )
+    d.add_argument("--speed", type=positive(float), default=1.0, help="play this many times faster (default 1)")
+    d.add_argument("--session", metavar="FILE", help="session log file (default: a new one in ~/pianobridge-sessions)")
+    d.add_argument("--no-view", action="store_true", help="no live terminal view")
+    d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
+    add_output_options(d)
+    d.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """A practice run, played in real time through the whole live path."""
+    import time
+    from dataclasses import replace
+
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import BlockingOSCUDPServer
+
+    from bridge.live import LiveBridge
+    from bridge.midifile import read_performance
+    from bridge.midiport import MidiInput, open_backend, to_message
+    from bridge.musicxml import load_score
+    from bridge.osc import OscSender, parse_target
+    from bridge.session import SessionLog, new_session_path
+    from bridge.view import TerminalView
+
+    score_path = BUNDLED / "sonatina.musicxml"
+    score = load_score(score_path)
+    events = read_performance(BUNDLED / "performances" / "sonatina_practice.mid")
+    # a local OSC receiver stands in for the DAW
+    received = [0]
+    d = Dispatcher()
+    d.set_default_handler(lambda *_: received.__setitem__(0, received[0] + 1))
+    receiver = BlockingOSCUDPServer(("127.0.0.1", 0), d)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    targets = [receiver.server_address] + [parse_target(x) for x in args.osc]
+    session = Path(args.session) if args.session else new_session_path()
+    log = SessionLog(session, str(score_path), {"demo": True, "fingering": not args.no_fingering})
+    results: list[dict] = []
+    view = TerminalView(score.title) if sys.stdout.isatty() and not args.no_view else None
+
+    def collect(ev) -> None:
+        results.append(ev.to_dict())
+        if view:
+            view(ev)
+
+    bridge = LiveBridge(
+        score,
+        OscSender(targets, bundle=args.osc_bundle),
+        args.osc_prefix,
+        log,
+        collect,
+        fingering=not args.no_fingering,
+    )
+    bridge.start()
+    midi = out = None
+    try:  # play into a virtual MIDI port, as a keyboard would, where there is a MIDI system
+        backend = open_backend()
+        midi = MidiInput(backend, bridge.submit, bridge.clock, virtual="pianobridge-demo")
+        midi.start()
+        time.sleep(0.2)
+        out = backend.open_output(next(n for n in backend.get_output_names() if "pianobridge-demo" in n))
+        source = "a virtual MIDI port"
+    except (UserError, StopIteration, OSError, RuntimeError):
+        if midi:
+            midi.close()
+            midi.release()
+        midi, source = None, "an internal source (no MIDI system here)"
+    print(f"pianobridge demo: playing {score.title!r} in real time through {source}", file=sys.stderr)
+    start = time.monotonic()
+    try:
+        with view or contextlib.nullcontext():
+            for ev in events:
+                time.sleep(max(0.0, start + ev.t / args.speed - time.monotonic()))
+                if out is not None:
+                    out.send(to_message(ev))
+                else:
+                    bridge.submit(replace(ev, t=bridge.clock()))
+            time.sleep(0.3)
+    finally:
+        if out is not None:
+            out.close()
+        if midi:
+            midi.close()
+        bridge.stop()
+        if midi:
+            midi.release()
+        receiver.shutdown()
+    print_summary(results, f"{score.title} (through {source})")
+    print(f"OSC messages the local receiver got: {received[0]}; session log: {session}")
+    plot_follow(results, score, args.plot)
+    print(f"report: {args.plot}")
+    return 0

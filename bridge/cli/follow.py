@@ -1,0 +1,93 @@
+"""`pianobridge follow`: replay a MIDI performance against a score, causally, as JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bridge.cli.common import add_output_options, print_summary
+from bridge.errors import UserError
+from bridge.events import NoteVerdict, json_line
+from bridge.report import FollowRecord, plot_follow
+from bridge.userfiles import OutputFile
+
+
+def add_parser(sub) -> None:
+    f = sub.add_parser(
+        "follow",
+        help="replay a MIDI performance against a score and write verdicts as JSONL",
+        description="Replay PERFORMANCE through the same engine as live input, causally, "
+        "and write one JSON object per event (see docs/events.md).",
+    )
+    f.add_argument("score", help="MusicXML score (.musicxml, .xml or .mxl)")
+    f.add_argument("performance", help="MIDI file of the performance")
+    f.add_argument("--jsonl", metavar="OUT", help="write events here ('-' for stdout)")
+    f.add_argument("--realtime", action="store_true", help="replay at wall-clock speed instead of as fast as possible")
+    f.add_argument("--summary", action="store_true", help="print a summary table at the end")
+    f.add_argument("--plot", metavar="PNG", help="save an alignment, tempo and dynamics plot")
+    f.add_argument("--session", metavar="FILE", help="also log every input and output event here (see `replay`)")
+    f.add_argument(
+        "--hands",
+        metavar="STREAM.jsonl",
+        help="hand landmarks of the same performance (`pianobridge hands` on its video): adds the finger that "
+        "played each note",
+    )
+    f.add_argument(
+        "--calibration", metavar="CAL.json", help="keyboard calibration for --hands (`pianobridge calibrate`)"
+    )
+    add_output_options(f)
+    f.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.midifile import read_performance
+    from bridge.musicxml import load_score
+    from bridge.osc import OscSender, parse_target, to_messages
+    from bridge.replay import new_engine, run_engine
+    from bridge.session import SessionLog
+
+    score = load_score(args.score)
+    events = read_performance(args.performance)
+    if not any(e.type == "note_on" for e in events):
+        raise UserError(f"the MIDI file has no notes: {args.performance}")
+    fingers: list = []
+    if bool(args.hands) != bool(args.calibration):
+        raise UserError("--hands and --calibration go together")
+    if args.hands:
+        from bridge.camera.stream import played_fingers
+
+        fingers, offset = played_fingers(events, args.hands, args.calibration)
+        print(f"pianobridge: camera clock {1000 * offset:+.0f} ms from the MIDI clock", file=sys.stderr)
+    played = iter(fingers)
+    engine = new_engine(score, not args.no_fingering)
+    osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
+    log = (
+        SessionLog(args.session, args.score, {"performance": args.performance, "fingering": not args.no_fingering})
+        if args.session
+        else None
+    )
+    out = OutputFile(args.jsonl) if args.jsonl else None
+    # each event is written as it comes; only counts (and, for --plot, a few numbers a
+    # press) are kept, so a long performance does not fill memory
+    record = FollowRecord(notes=bool(args.plot))
+    try:
+        for ev in run_engine(engine, events, realtime=args.realtime, on_input=log.log_in if log else None):
+            if fingers and isinstance(ev, NoteVerdict):
+                ev.finger = next(played, None)
+            if log:
+                log.log_out(ev)
+            d = ev.to_dict()
+            record.add(d)
+            if out:
+                out.write(json_line(d))
+            if osc:
+                osc.send(to_messages(ev, args.osc_prefix))
+    finally:
+        for closable in (log, osc, out):
+            if closable:
+                closable.close()
+    if args.summary:
+        print_summary(record, score.title)
+    if args.plot:
+        plot_follow(record, score, args.plot)
+    return 0
