@@ -52,15 +52,25 @@ def measure(number: int, items, ts: str | None = None, clef=None, extras=()) -> 
     return m
 
 
+def plain(n: m21.note.Note | m21.chord.Chord) -> m21.note.Note | m21.chord.Chord:
+    """Never print the natural music21 gives a pitch made from a MIDI number: it wrote
+    ``<accidental>natural</accidental>`` on notes the key already makes natural (the pitch
+    keeps its ``<alter>0</alter>``)."""
+    for p in n.pitches:
+        if p.accidental is not None and p.accidental.alter == 0:
+            p.accidental.displayType = "never"
+    return n
+
+
 def note(pitch, ql: float, finger: int | None = None) -> m21.note.Note:
-    n = m21.note.Note(pitch, quarterLength=ql)
+    n = plain(m21.note.Note(pitch, quarterLength=ql))
     if finger is not None:
         n.articulations.append(m21.articulations.Fingering(finger))
     return n
 
 
 def chord(pitches, ql: float) -> m21.chord.Chord:
-    return m21.chord.Chord(pitches, quarterLength=ql)
+    return plain(m21.chord.Chord(pitches, quarterLength=ql))
 
 
 def fill_bars(items: list, per_bar: float) -> list[list]:
@@ -269,6 +279,17 @@ def write_with_ids(sc: m21.stream.Score, path: Path) -> None:
     tree = etree.parse(str(tmp))
     for i, n in enumerate(tree.iter("note"), start=1):
         n.set("id", f"n{i}")
+    # music21 makes up random part and instrument ids on every run
+    for i, sp in enumerate(tree.iter("score-part"), start=1):
+        renamed = {sp.get("id"): f"P{i}"}
+        for k, inst in enumerate(sp.iter("score-instrument"), start=1):
+            renamed[inst.get("id")] = f"P{i}-I{k}"
+        for el in tree.iter("score-part", "part", "score-instrument", "midi-instrument", "instrument"):
+            if el.get("id") in renamed:
+                el.set("id", renamed[el.get("id")])
+    for d in tree.iter("direction"):  # without a placement MuseScore puts the tempo under the staff
+        if d.find("direction-type/metronome") is not None:
+            d.set("placement", "above")
     for el in tree.iter("encoding-date"):  # keep the file byte-identical between runs
         el.text = "2026-11-22"
     tree.write(str(path), xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -280,7 +301,10 @@ def main() -> None:
     perf_dir.mkdir(exist_ok=True)
     for name, build in PIECES.items():
         path = HERE / f"{name}.musicxml"
-        write_with_ids(build(), path)
+        sc = build()
+        for part in sc.parts:  # every piece is in C major: say so, as a reader expects a key
+            part.getElementsByClass(m21.stream.Measure).first().insert(0, m21.key.KeySignature(0))
+        write_with_ids(sc, path)
         score = load_score(path, use_cache=False)
         played = simulate.render(score, seed=1)
         write_performance(simulate.to_events(played, pedal_every_s=2.0), perf_dir / f"{name}.mid")
