@@ -12,6 +12,9 @@ from bridge.events import (
     Annotation,
     Command,
     Control,
+    Finger,
+    FingeringCorrection,
+    FingerSeen,
     HandFrame,
     InputEvent,
     Jump,
@@ -21,6 +24,8 @@ from bridge.events import (
     NoteVerdict,
     OutputEvent,
     Pedal,
+    PlannedFinger,
+    PlayedFinger,
     Position,
     Ref,
     Release,
@@ -29,6 +34,7 @@ from bridge.events import (
     Status,
 )
 from bridge.fingerid import FingerWatcher
+from bridge.fingering import LEFT, Fingering, finger_text
 from bridge.follower import Follower, FollowerParams, FollowerStep
 from bridge.keyboard import Calibration
 from bridge.matcher import Matcher, MatcherParams
@@ -37,6 +43,12 @@ from bridge.score import Score
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
 ALL_NOTES_OFF = (120, 123)
 CONFIDENCE_LOW, CONFIDENCE_OK = 0.4, 0.8
+FINGER_SURE = 0.5  # a camera call less sure than this corrects nobody
+TOLD_KEPT = 512  # suggestions kept for the camera's call, which comes within WINDOW_S
+REPLAN_SHOWN = 8  # notes ahead that a correction re-plans out loud
+# the camera is not to be trusted when it cannot call, or disagrees with the plan on, 6 of
+# the last 12 notes; it is again when 2 or fewer of them were either
+CAMERA_NOTES, CAMERA_BAD, CAMERA_GOOD = 12, 6, 2
 
 
 @dataclass
@@ -54,15 +66,22 @@ class Engine:
         score: Score,
         follower_params: FollowerParams | None = None,
         matcher_params: MatcherParams | None = None,
-        suggested_fingers: list[str] | None = None,
+        fingering: Fingering | None = None,
         calibration: Calibration | None = None,
     ):
-        """``suggested_fingers``: a planned finger per score note (see
-        `bridge.fingering.suggest_for_score`), reported with each verdict.
-        ``calibration``: the keyboard in the camera image; with it, camera frames
-        (`HandFrame`) tell which finger played each note (`FingerSeen`)."""
+        """``fingering``: the planned fingering of the score's notes (see
+        `bridge.fingering.plan_score`), reported with each verdict and re-planned from
+        the finger the player used. ``calibration``: the keyboard in the camera image;
+        with it, camera frames (`HandFrame`) tell which finger played each note
+        (`FingerSeen`) and where it was not the suggested one (`FingeringCorrection`)."""
         self.score = score
-        self.suggested = suggested_fingers
+        self.fingering = fingering
+        self.suggested = [finger_text(f) for f in fingering.fingers] if fingering else None
+        self.told: dict[Ref, str] = {}  # the suggestion each sounding note's verdict gave
+        self.note_index = {(n.note_id, n.pass_no): k for k, n in enumerate(score.notes)}
+        self.camera_calls: list[str] = []  # what the camera made of each recent note (see _camera_quality)
+        self.camera_trusted = False  # the camera's calls fitted the last notes: it may correct
+        self.camera_weak = False  # said so: the next news is that it is back
         self.calibration = calibration
         self.watcher = FingerWatcher(calibration) if calibration is not None else None
         self.follower_params = follower_params or FollowerParams()
@@ -106,7 +125,76 @@ class Engine:
         if isinstance(ev, Command):
             return self._command(ev)
         if isinstance(ev, HandFrame):
-            return self.watcher.add_frame(ev.t, list(ev.hands)) if self.watcher else []
+            return self._fingers(self.watcher.add_frame(ev.t, list(ev.hands))) if self.watcher else []
+        return []
+
+    def _fingers(self, calls: list[tuple[float, int, Ref | None, PlayedFinger | None]]) -> list[OutputEvent]:
+        out: list[OutputEvent] = []
+        for t, pitch, match, finger in calls:
+            if finger is not None:
+                out.append(FingerSeen(t, pitch, match, finger))
+            out += self.finger_played(t, pitch, match, finger)
+        return out
+
+    def finger_played(self, t: float, pitch: int, match: Ref | None, finger: PlayedFinger | None) -> list[OutputEvent]:
+        """The camera's call on the note-on at t (None: it could not tell). Returns a
+        `FingeringCorrection` where the finger is not the one the note's verdict
+        suggested (and re-plans that hand from it), and a status when the camera's
+        evidence turns too weak to trust, or is good again."""
+        sure = finger is not None and finger.confidence >= FINGER_SURE
+        told = self.told.pop(match, None) if match is not None else None
+        if not sure or told is None or self.fingering is None:
+            return self._camera_quality(t, "weak" if not sure else "called")
+        note = self.note_index[(match.note_id, match.pass_no)]
+        hand, finger_told = self._planned(note, told)
+        suggested = Finger(hand, finger_told)
+        agrees = (finger.hand, finger.finger) == (suggested.hand, suggested.finger)
+        out = self._camera_quality(t, "agrees" if agrees else "differs")
+        if agrees or not self.camera_trusted:
+            return out
+        replanned: tuple[PlannedFinger, ...] = ()
+        planned = self.fingering.replan(note, finger.finger) if finger.hand == hand else None
+        if planned:
+            for k, f in planned.items():
+                self.suggested[k] = str(f)
+            ahead = list(planned.items())[:REPLAN_SHOWN]
+            replanned = tuple(PlannedFinger(*self._id(k), f) for k, f in ahead)
+        out.append(FingeringCorrection(t, pitch, match, finger, suggested, replanned))
+        return out
+
+    def _planned(self, note: int | None, suggested: str | None) -> tuple[str, int] | None:
+        if note is None or not suggested or self.fingering is None:
+            return None
+        return ("left" if self.fingering.hand_of(note) == LEFT else "right"), int(suggested.split("_")[0])
+
+    def _id(self, note: int) -> tuple[str, int]:
+        n = self.score.notes[note]
+        return n.note_id, n.pass_no
+
+    def _camera_quality(self, t: float, call: str) -> list[OutputEvent]:
+        """Whether the camera can be trusted, from its recent calls ("weak": none, or not
+        sure; "agrees" / "differs" with the suggestion; "called": a note with none). A
+        camera that cannot see the fingers, or whose calibration does not fit the
+        keyboard (a hand seen a few keys off puts other fingers on the keys, and the
+        calls stop agreeing with a plan that follows the player), corrects nobody.
+        It is trusted once the last CAMERA_NOTES notes fit; a status when it goes, one
+        when it is back."""
+        self.camera_calls = [*self.camera_calls[1 - CAMERA_NOTES :], call]
+        weak, differs = self.camera_calls.count("weak"), self.camera_calls.count("differs")
+        if not self.camera_weak and (weak >= CAMERA_BAD or differs >= CAMERA_BAD):
+            self.camera_trusted, self.camera_weak = False, True
+            why = (
+                f"no finger seen clearly on {weak}"
+                if weak >= CAMERA_BAD
+                else f"the fingers seen disagree with the plan on {differs}"
+            )
+            detail = f"{why} of the last {len(self.camera_calls)} notes: no fingering corrections until it is clear"
+            return [Status(t, "camera_weak", detail + " (check the camera's view and the calibration)")]
+        if not self.camera_trusted and weak + differs <= CAMERA_GOOD and len(self.camera_calls) == CAMERA_NOTES:
+            self.camera_trusted = True  # at the start silently: nothing was said before
+            if self.camera_weak:
+                self.camera_weak = False
+                return [Status(t, "camera_ok", "fingers seen clearly again")]
         return []
 
     def _command(self, ev: Command) -> list[OutputEvent]:
@@ -145,7 +233,7 @@ class Engine:
 
     def finish(self) -> list[OutputEvent]:
         """The performance ended: report notes up to the last position never played."""
-        seen = self.watcher.finish() if self.watcher is not None else []
+        seen = self._fingers(self.watcher.finish()) if self.watcher is not None else []
         if self.last_step is None:
             return seen
         return seen + self._missed(self.matcher.finish(self.last_step.event), self.last_t)
@@ -182,10 +270,14 @@ class Engine:
             suggested_finger=self.suggested[about] if self.suggested and about is not None else None,
         )
         out.append(verdict)
+        if verdict.suggested_finger and verdict.match is not None:
+            self.told[verdict.match] = verdict.suggested_finger
+            if len(self.told) > TOLD_KEPT:  # the oldest were never called (no camera): forget them
+                del self.told[next(iter(self.told))]
         if j.took_from is not None and verdict.match is not None:
             out.append(Revised(ev.t, j.took_from, ev.pitch, "extra", verdict.match.note_id, verdict.match.pass_no))
         if self.watcher is not None:
-            self.watcher.note_on(ev.t, ev.pitch, verdict.match)
+            self.watcher.note_on(ev.t, ev.pitch, verdict.match, self._planned(about, verdict.suggested_finger))
         out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
         self.last_step = step

@@ -306,17 +306,64 @@ class FingerSeen(Event):
     finger: PlayedFinger
 
 
+@dataclass(frozen=True, slots=True)
+class Finger(_Serialisable):
+    """A hand and a finger, as planned."""
+
+    hand: str  # left | right
+    finger: int  # 1 (thumb) to 5
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFinger(_Serialisable):
+    """The finger now planned for a score note ahead."""
+
+    note_id: str
+    pass_no: int
+    finger: int
+
+
+@dataclass(frozen=True, slots=True)
+class FingeringCorrection(Event):
+    """The camera saw another finger than the one suggested on a note; ``replanned`` is
+    the new plan for the notes ahead in that hand, starting from the finger used, so the
+    advice stays playable from where the hand is (empty when the other hand played it,
+    or no plan from that finger keeps the decoder's rules)."""
+
+    type: ClassVar[str] = "fingering_correction"
+    t: float  # the note-on
+    pitch: int
+    match: Ref
+    played: PlayedFinger
+    suggested: Finger
+    replanned: tuple[PlannedFinger, ...] = ()
+
+
 # Status (device changes), Command, Annotation and camera frames come in from outside and
 # are logged as input, so a replay reproduces them in order with everything else.
 InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation | HandFrame
-OutputEvent = NoteVerdict | Missed | Revised | Jump | Release | Pedal | Sounded | Status | Annotation | FingerSeen
+OutputEvent = (
+    NoteVerdict
+    | Missed
+    | Revised
+    | Jump
+    | Release
+    | Pedal
+    | Sounded
+    | Status
+    | Annotation
+    | FingerSeen
+    | FingeringCorrection
+)
 
 __all__ = [
     "Annotation",
     "Command",
     "Control",
     "Event",
+    "Finger",
     "FingerSeen",
+    "FingeringCorrection",
     "HandFrame",
     "InputEvent",
     "Jump",
@@ -326,6 +373,7 @@ __all__ = [
     "NoteVerdict",
     "OutputEvent",
     "Pedal",
+    "PlannedFinger",
     "PlayedFinger",
     "Position",
     "Ref",

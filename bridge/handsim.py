@@ -17,11 +17,40 @@ import numpy as np
 
 from bridge.keyboard import WHITE_L, Calibration, Keyboard
 
-SPACING = 21.0  # mm between neighbouring fingertips of a relaxed hand
-HOVER = 15.0  # mm above the keys
-DIP = -9.0  # a pressed key's surface
-PRESS_S = 0.06  # fingertip travel down to the key bed
-REACH_S = 0.15  # a fingertip moves to its next key this long before the onset
+
+@dataclass(frozen=True)
+class HandStyle:
+    """How one player's hand is built and moves. The defaults are the hand the camera
+    code was first tuned on; `HandStyle.random` draws others, so that a benchmark can
+    tell a decision that knows hands from one that knows this one hand."""
+
+    spacing: float = 21.0  # mm between neighbouring fingertips of a relaxed hand
+    hover: float = 15.0  # mm above the keys
+    dip: float = -9.0  # a pressed key's surface
+    press_s: float = 0.06  # fingertip travel down to the key bed
+    reach_s: float = 0.15  # a fingertip moves to its next key this long before the onset
+    tip_y: float = 35.0  # resting fingertips, mm behind the keys' front edge (the thumb 20 mm nearer)
+    palm: float = 62.0  # knuckles to resting fingertips, mm
+    curl: float = 0.0  # resting fingers drawn in towards the palm, mm (the playing one reaches out)
+    sympathy: float = 0.0  # share of a press that the neighbouring fingers follow
+    lift_s: float = 0.06  # a released fingertip's rise back to the hover height
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> HandStyle:
+        """A plausible other hand: a small or large one, flat or curled, a shallow or a
+        deep press, quick or slow motion, neighbours that move along."""
+        return cls(
+            spacing=rng.uniform(17.0, 25.0),
+            hover=rng.uniform(6.0, 30.0),
+            dip=rng.uniform(-11.0, -5.0),
+            press_s=rng.uniform(0.025, 0.1),
+            reach_s=rng.uniform(0.08, 0.25),
+            tip_y=rng.uniform(20.0, 55.0),
+            palm=rng.uniform(50.0, 78.0),
+            curl=rng.uniform(0.0, 25.0),
+            sympathy=rng.uniform(0.0, 0.35),
+            lift_s=rng.uniform(0.03, 0.12),
+        )
 
 
 @dataclass(frozen=True)
@@ -43,14 +72,19 @@ class Camera:
     height: float = 850.0  # mm above the keys
     back: float = -150.0  # mm in front of the keyboard's front edge (negative: over the player)
     focal: float = 1500.0  # px
+    side: float = 0.0  # mm off the keyboard's middle, along it
+    yaw: float = 0.0  # degrees the image is turned about the view axis
 
     def __post_init__(self):
         w = self.keyboard.width
-        self.position = np.array([w / 2, self.back, self.height])
+        self.position = np.array([w / 2 + self.side, self.back, self.height])
         forward = np.array([w / 2, WHITE_L / 2, 0.0]) - self.position
         self.forward = forward / np.linalg.norm(forward)
         right = np.cross(self.forward, [0.0, 1.0, 0.0])
-        self.right = right / np.linalg.norm(right)
+        right /= np.linalg.norm(right)
+        up = np.cross(right, self.forward)
+        a = np.radians(self.yaw)
+        self.right = np.cos(a) * right + np.sin(a) * up
         self.up = np.cross(self.right, self.forward)
         # fit the keyboard's width into 94% of the frame
         span = np.ptp(self.project(np.c_[self.keyboard.corners(), np.zeros(4)])[:, 0])
@@ -65,6 +99,19 @@ class Camera:
         v = self.size[1] / 2 - self.focal * (p @ self.up) / depth
         z = (depth - depth[0]) * self.focal / (depth[0] * self.size[0])
         return np.c_[u, v, z]
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Camera:
+        """Another mounting: higher or lower, further over the player or over the keys,
+        off to one side and turned a little, at 720p or 1080p."""
+        size = (1280, 720) if rng.random() < 0.4 else (1920, 1080)
+        return cls(
+            size=size,
+            height=rng.uniform(650.0, 1150.0),
+            back=rng.uniform(-320.0, 40.0),
+            side=rng.uniform(-150.0, 150.0),
+            yaw=rng.uniform(-6.0, 6.0),
+        )
 
     def calibration(self) -> Calibration:
         corners = self.project(np.c_[self.keyboard.corners(), np.zeros(4)])[:, :2]
@@ -82,6 +129,17 @@ class Noise:
     clock_offset_s: float = 0.0  # camera clock minus MIDI clock
     swap: float = 0.0  # share of frames with the handedness labels swapped
 
+    def scaled(self, k: float) -> Noise:
+        """Every failure ``k`` times as strong (shares of frames or tips capped at 1)."""
+        return Noise(
+            jitter_px=k * self.jitter_px,
+            miss=min(1.0, k * self.miss),
+            occlude=min(1.0, k * self.occlude),
+            calibration_px=k * self.calibration_px,
+            clock_offset_s=k * self.clock_offset_s,
+            swap=min(1.0, k * self.swap),
+        )
+
     @classmethod
     def level(cls, strength: float) -> Noise:
         """One knob from none (0) to harsh (1); 0.5 is "moderate" (see docs/camera.md)."""
@@ -96,6 +154,10 @@ class Noise:
         )
 
 
+# what issue 18 calls moderate: a decent webcam over the keys in a lit room
+MODERATE = Noise(jitter_px=3.0, miss=0.03, occlude=0.05, calibration_px=4.0, clock_offset_s=0.04, swap=0.01)
+
+
 def _smooth(a: float) -> float:
     a = min(max(a, 0.0), 1.0)
     return a * a * (3 - 2 * a)
@@ -104,7 +166,8 @@ def _smooth(a: float) -> float:
 class _HandModel:
     """One hand's fingertips and palm over time, from its notes."""
 
-    def __init__(self, notes: list[PlayedNote], keyboard: Keyboard, side: str):
+    def __init__(self, notes: list[PlayedNote], keyboard: Keyboard, side: str, style: HandStyle):
+        self.style = style
         self.notes = sorted(notes, key=lambda n: n.onset)
         self.kb = keyboard
         self.sign = 1.0 if side == "right" else -1.0
@@ -116,7 +179,7 @@ class _HandModel:
         self.anchor_x = np.array([np.mean(anchors[t]) for t in self.anchor_t])
 
     def offset(self, finger: int) -> float:
-        return self.sign * (finger - 3) * SPACING
+        return self.sign * (finger - 3) * self.style.spacing
 
     def hand_x(self, t: float) -> float:
         if len(self.anchor_t) == 0:
@@ -135,24 +198,35 @@ class _HandModel:
 
     def tips(self, t: float) -> np.ndarray:
         """(5, 3) fingertip positions (mm) at time t."""
+        s = self.style
         hx = self.hand_x(t)
-        tips = np.array([[hx + self.offset(f), 35.0 if f > 1 else 15.0, HOVER] for f in range(1, 6)])
+        rest_y = s.tip_y - s.curl
+        tips = np.array([[hx + self.offset(f), rest_y if f > 1 else rest_y - 20.0, s.hover] for f in range(1, 6)])
         lo = np.searchsorted(self.onsets, t - 10.0)
-        hi = np.searchsorted(self.onsets, t + REACH_S)
+        hi = np.searchsorted(self.onsets, t + s.reach_s)
+        sink = np.zeros(5)  # how far each finger is pulled down by its pressing neighbours
         for n in self.notes[lo:hi]:
-            if t > n.offset + PRESS_S:
+            if t > n.offset + s.lift_s:
                 continue
             x, y = self.kb.press_point(n.pitch)
             tip = tips[n.finger - 1]
             if t < n.onset:  # on its way to the key
-                a = _smooth((t - (n.onset - REACH_S)) / REACH_S)
+                a = _smooth((t - (n.onset - s.reach_s)) / s.reach_s)
                 tip[0] += (x - tip[0]) * a
                 tip[1] += (y - tip[1]) * a
-                tip[2] = HOVER + (DIP - HOVER) * _smooth((t - (n.onset - PRESS_S)) / PRESS_S)
+                down = _smooth((t - (n.onset - s.press_s)) / s.press_s)
             elif t <= n.offset:
-                tip[:] = (x, y, DIP)
+                tip[:2] = (x, y)
+                down = 1.0
             else:  # released: lifting off
-                tip[:] = (x, y, DIP + (HOVER - DIP) * _smooth((t - n.offset) / PRESS_S))
+                tip[:2] = (x, y)
+                down = 1.0 - _smooth((t - n.offset) / s.lift_s)
+            tip[2] = s.hover + (s.dip - s.hover) * down
+            for k in (n.finger - 2, n.finger):
+                if 0 <= k < 5:
+                    sink[k] = max(sink[k], s.sympathy * down)
+        resting = tips[:, 2] == s.hover
+        tips[resting, 2] += (s.dip - s.hover) * sink[resting]
         return tips
 
     def landmarks(self, t: float) -> np.ndarray:
@@ -160,7 +234,7 @@ class _HandModel:
         tips = self.tips(t)
         hx = self.hand_x(t)
         pts = np.zeros((21, 3))
-        knuckle_y = tips[1:, 1].mean() - 62.0
+        knuckle_y = tips[1:, 1].mean() - self.style.palm
         pts[0] = (hx + self.sign * 8.0, knuckle_y - 85.0, 55.0)  # wrist
         for f in range(2, 6):
             base = 4 * (f - 1) + 1
@@ -185,11 +259,15 @@ def render(
     noise: Noise = Noise(),
     fps: float = 30.0,
     seed: int = 0,
+    style: HandStyle | tuple[HandStyle, HandStyle] = HandStyle(),
 ) -> list[dict]:
-    """Landmark stream frames ``{"t", "hands": [...]}`` covering the notes."""
+    """Landmark stream frames ``{"t", "hands": [...]}`` covering the notes. ``style``: the
+    player's hand (or the left and the right one)."""
     rng = np.random.default_rng(seed)
+    styles = style if isinstance(style, tuple) else (style, style)
     hands = {
-        side: _HandModel([n for n in notes if n.hand == side], camera.keyboard, side) for side in ("left", "right")
+        side: _HandModel([n for n in notes if n.hand == side], camera.keyboard, side, s)
+        for side, s in zip(("left", "right"), styles)
     }
     end = max(n.offset for n in notes) + 0.5
     frames = []

@@ -15,14 +15,14 @@ def new_engine(score: Score, fingering: bool = True, like: Engine | None = None,
     """An engine for ``score``, with planned fingers on its verdicts when ``fingering``
     (and the weights are installed), the camera's keyboard ``calibration`` (or that of
     ``like``), and the parameters of ``like``."""
-    suggested = None
+    plan = None
     if fingering:
-        from bridge.fingering.files import score_suggestions
+        from bridge.fingering.files import score_plan
 
-        suggested = score_suggestions(score)
+        plan = score_plan(score)
     if like is None:
-        return Engine(score, suggested_fingers=suggested, calibration=calibration)
-    return Engine(score, like.follower_params, like.matcher_params, suggested, calibration or like.calibration)
+        return Engine(score, fingering=plan, calibration=calibration)
+    return Engine(score, like.follower_params, like.matcher_params, plan, calibration or like.calibration)
 
 
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:

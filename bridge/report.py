@@ -41,7 +41,7 @@ class FollowRecord:
 
     def __init__(self, notes: bool = False):
         self.notes = notes
-        self.played = self.missed_count = self.jumps_count = 0
+        self.played = self.missed_count = self.jumps_count = self.corrections_count = 0
         self.verdicts: Counter[str] = Counter()
         self.timing: Counter[str] = Counter()
         self.loudness: Counter[str] = Counter()
@@ -54,6 +54,7 @@ class FollowRecord:
         self.verdict, self.velocity, self.expected = array("b"), array("h"), array("h")
         self.missed: list[tuple[float, str, int]] = []
         self.jumps: list[tuple[float, str, int]] = []
+        self.corrections: list[tuple[float, float, str]] = []  # time, score position, "4 for 3"
 
     @classmethod
     def of(cls, results: Iterable[dict], notes: bool = False) -> FollowRecord:
@@ -76,6 +77,17 @@ class FollowRecord:
             self.jumps_count += 1
             if self.notes:
                 self.jumps.append((r["t"], r["kind"], r["to"]["measure"]))
+        elif kind == "fingering_correction":
+            self.corrections_count += 1
+            press = self._recent.get((r["t"], r["pitch"]))
+            if self.notes and press is not None:
+                played, told = r["played"], r["suggested"]
+                text = f"{played['finger']} for {told['finger']}"
+                if played["hand"] != told["hand"]:
+                    text = (
+                        f"{played['hand'][0].upper()}{played['finger']} for {told['hand'][0].upper()}{told['finger']}"
+                    )
+                self.corrections.append((r["t"], self.onset_q[press[0]], text))
 
     def _note(self, r: dict) -> None:
         self.played += 1
@@ -168,6 +180,11 @@ def plot_follow(results: Iterable[dict] | FollowRecord, score: Score, path: str 
     ]
     if missed:
         ax_pos.scatter(*zip(*missed), s=30, facecolors="none", edgecolors="#6a1b9a", label=f"missed ({len(missed)})")
+    if rec.corrections:
+        at, q, texts = zip(*rec.corrections)
+        ax_pos.scatter(at, q, s=90, facecolors="none", edgecolors="#ef6c00", lw=1.5, label=f"finger ({len(at)})")
+        for x, y, text in rec.corrections:
+            ax_pos.annotate(text, (x, y), xytext=(4, -10), textcoords="offset points", fontsize=7, color="#ef6c00")
     for at, kind, measure in rec.jumps:
         ax_pos.axvline(at, color="#1565c0", ls="--", lw=1)
         ax_pos.annotate(f"{kind} → m{measure}", (at, ax_pos.get_ylim()[1]), fontsize=8, color="#1565c0")

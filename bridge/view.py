@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bridge.events import Jump, Missed, NoteVerdict, OutputEvent, Revised, Status
+from bridge.events import FingeringCorrection, Jump, Missed, NoteVerdict, OutputEvent, Revised, Status
 
 COLOURS = {"correct": "green", "wrong_pitch": "bold red", "extra": "yellow"}
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
@@ -30,6 +30,7 @@ class TerminalView:
         self.recent: deque[Text] = deque(maxlen=8)
         self.last: NoteVerdict | None = None
         self.status = "waiting for the first note"
+        self.correction: Text | None = None
         self.live = Live(self.render(), refresh_per_second=8, transient=False)
 
     def __enter__(self) -> TerminalView:
@@ -67,6 +68,15 @@ class TerminalView:
                 )
             elif isinstance(ev, Jump):
                 self.recent.appendleft(Text(f"jump {ev.kind} to measure {ev.to.measure}", "cyan"))
+            elif isinstance(ev, FingeringCorrection):
+                self.counts["corrections"] += 1
+                played, told = ev.played, ev.suggested
+                hand = f" ({played.hand} hand, not {told.hand})" if played.hand != told.hand else ""
+                ahead = " ".join(str(r.finger) for r in ev.replanned[:5])
+                self.correction = Text.assemble(
+                    (f"{note_name(ev.pitch)} finger {played.finger} for {told.finger}{hand}", "bold dark_orange"),
+                    f"  then {ahead}" if ahead else "",
+                )
             elif isinstance(ev, Status):
                 self.status = f"{ev.state} {ev.detail}".strip()
         self.live.update(self.render())
@@ -85,5 +95,7 @@ class TerminalView:
         t.add_row(
             "notes", f"{c['correct']} correct · {c['wrong_pitch']} wrong · {c['extra']} extra · {c['missed']} missed"
         )
+        if self.correction is not None:
+            t.add_row("fingering", self.correction)
         t.add_row("status", Text(self.status))
         return Group(t, Text("\n").join(self.recent) if self.recent else Text(" "))

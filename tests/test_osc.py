@@ -17,11 +17,14 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.errors import UserError
 from bridge.events import (
+    Finger,
+    FingeringCorrection,
     FingerSeen,
     Jump,
     Missed,
     NoteVerdict,
     Pedal,
+    PlannedFinger,
     PlayedFinger,
     Position,
     Ref,
@@ -41,9 +44,12 @@ def check(address: str, args: list, prefix: str = "/pianobridge") -> str:
     family = address[len(prefix) + 1 :]
     schema = SCHEMAS[family]
     jsonschema.validate(args, schema)
-    for value, item in zip(args, schema["prefixItems"], strict=True):
-        want = {"i": int, "f": float, "s": str}[item["x-osc-type"]]
-        assert type(value) is want, (address, item["title"], value)
+    items = schema["prefixItems"]
+    if schema.get("items"):  # a variable tail (fingering_correction's re-planned notes)
+        items = items + [schema["items"]] * (len(args) - len(items))
+    for value, item in zip(args, items, strict=True):
+        want = [{"i": int, "f": float, "s": str}[k] for k in item["x-osc-type"].split("|")]
+        assert type(value) in want, (address, item.get("title"), value)
     return family
 
 
@@ -79,7 +85,8 @@ def receiver():
 
 def test_schema_examples_are_valid():
     assert set(SCHEMAS) >= {
-        "note", "position", "timing", "dynamics", "missed", "revised", "jump", "pedal", "status", "annotation", "fingering", "finger"
+        "note", "position", "timing", "dynamics", "missed", "revised", "jump", "pedal", "status", "annotation", "fingering", "finger",
+        "fingering_correction",
     }  # fmt: skip
     for name, schema in ALL_SCHEMAS.items():
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -112,13 +119,18 @@ def test_every_event_type_maps_to_valid_messages():
         Sounded(1.7, 60, 0.7, None),
         Status(1.8, "score_loaded", "Chorale"),
         FingerSeen(1.9, 64, Ref("n9", 1), PlayedFinger("right", 3, 0.91)),
+        FingeringCorrection(
+            1.9, 64, Ref("n9", 1), PlayedFinger("right", 4, 0.9), Finger("right", 3), (PlannedFinger("n10", 1, 5),)
+        ),
     ]
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
     assert families == [
         "note", "position", "timing", "dynamics", "note", "position", "fingering",
         "note", "position", "note", "position", "missed", "revised", "jump", "pedal", "release", "sounded",
-        "status", "finger",
+        "status", "finger", "fingering_correction",
     ]  # fmt: skip
+    *_, (_, correction) = to_messages(events[-1])
+    assert correction[4:] == ["right", 4, "right", 3, 0.9, 1, "n10", 1, 5]
     (_, wrong), _ = to_messages(events[2])
     assert wrong[4:6] == ["n6", 2]  # a wrong note names the note it replaced
     assert to_messages(events[0], prefix="/studio/pb/")[0][0] == "/studio/pb/note"

@@ -41,20 +41,29 @@ class Fingering:
     plans: dict[int, HandPlan] = field(default_factory=dict)
     order: dict[int, np.ndarray] = field(default_factory=dict)  # plan position -> note index
 
-    def replan(self, note: int, finger: int, horizon: int = 64) -> dict[int, int]:
-        """The player used ``finger`` on note ``note``: re-plan the notes ahead in that hand.
-        Returns {note index: new finger} for the re-planned notes (and updates ``fingers``)."""
+    def hand_of(self, note: int) -> int:
+        """The hand (RIGHT or LEFT) whose plan holds note ``note``."""
         for hand, order in self.order.items():
-            where = np.flatnonzero(order == note)
-            if len(where):
-                pos = int(where[0])
-                ahead = self.plans[hand].replan(pos, finger, horizon)
-                changed = {int(order[pos + 1 + k]): int(f) for k, f in enumerate(ahead)}
-                self.fingers[note] = (finger,)
-                for i, f in changed.items():
-                    self.fingers[i] = (f,)
-                return changed
+            if (order == note).any():
+                return hand
         raise IndexError(f"no note {note}")
+
+    def replan(self, note: int, finger: int, horizon: int = 64) -> dict[int, int] | None:
+        """The player used ``finger`` on note ``note``: re-plan the notes ahead in that hand.
+        Returns {note index: finger} for the next ``horizon`` notes of the hand, in
+        playing order (and updates ``fingers``); None when no plan from that finger keeps
+        the decoder's rules (the plan stays as it was)."""
+        hand = self.hand_of(note)
+        order = self.order[hand]
+        pos = int(np.flatnonzero(order == note)[0])
+        ahead = self.plans[hand].replan(pos, finger, horizon)
+        if ahead is None:
+            return None
+        planned = {int(order[pos + 1 + k]): int(f) for k, f in enumerate(ahead)}
+        self.fingers[note] = (finger,)
+        for i, f in planned.items():
+            self.fingers[i] = (f,)
+        return planned
 
 
 def hand_arrays(notes: list[KeyNote], hand: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -118,9 +127,9 @@ def score_keys(score: Score) -> list[KeyNote]:
     return keys
 
 
-def suggest_for_score(score: Score, model: FingeringModel, hands_model: FingeringModel | None = None) -> list[str]:
-    """A finger per score note as text ("3", "3_1"). ``hands_model`` re-assigns the hands
-    of a single-staff score (whose hands the score model only guesses from pitch)."""
+def plan_score(score: Score, model: FingeringModel, hands_model: FingeringModel | None = None) -> Fingering:
+    """The fingering of every score note (see `suggest_for_score`), kept whole so that it
+    can be re-planned live from the finger a player used."""
     keys = score_keys(score)
     if hands_model is not None and all(n.staff == 1 for n in score.notes) and len({n.part for n in score.notes}) == 1:
         from bridge.fingering.hands import infer_hands
@@ -129,4 +138,15 @@ def suggest_for_score(score: Score, model: FingeringModel, hands_model: Fingerin
             *(np.array([getattr(k, a) for k in keys]) for a in ("onset", "offset", "pitch")), hands_model
         )
         keys = [KeyNote(k.onset, k.offset, k.pitch, int(h), k.printed) for k, h in zip(keys, hands)]
-    return ["_".join(map(str, f)) for f in plan(keys, model).fingers]
+    return plan(keys, model)
+
+
+def finger_text(fingers: tuple[int, ...]) -> str:
+    """A planned finger as the note events give it: "3", or "3_1" for a substitution."""
+    return "_".join(map(str, fingers))
+
+
+def suggest_for_score(score: Score, model: FingeringModel, hands_model: FingeringModel | None = None) -> list[str]:
+    """A finger per score note as text ("3", "3_1"). ``hands_model`` re-assigns the hands
+    of a single-staff score (whose hands the score model only guesses from pitch)."""
+    return [finger_text(f) for f in plan_score(score, model, hands_model).fingers]

@@ -102,6 +102,13 @@ def viterbi(unary: np.ndarray, trans: np.ndarray, start: int | None = None) -> n
     return path
 
 
+def feasible(unary: np.ndarray, trans: np.ndarray, path: np.ndarray) -> bool:
+    """Whether a state path (0-based) breaks no hard rule: no forbidden finger on a note
+    (``unary``: the notes after the first) and no forbidden step between notes."""
+    steps = np.arange(len(path) - 1)
+    return bool((trans[steps, path[:-1], path[1:]] > NEG / 2).all() and (unary[steps, path[1:]] > NEG / 2).all())
+
+
 @dataclass
 class HandPlan:
     """One hand's decoded fingering (1-5) and the scores to re-plan it from any note."""
@@ -121,13 +128,19 @@ class HandPlan:
                 unary[t, fixed[t] - 1] = keep
         return cls(unary, trans, viterbi(unary, trans) + 1)
 
-    def replan(self, index: int, finger: int, horizon: int = 64) -> np.ndarray:
+    def replan(self, index: int, finger: int, horizon: int = 64) -> np.ndarray | None:
         """The player used ``finger`` on note ``index``: plan the next ``horizon`` notes from
-        there, store it, and return the fingers of notes index+1 .. index+horizon."""
+        there, store it, and return the fingers of notes index+1 .. index+horizon; None
+        (and the plan kept) when no plan from that finger keeps the hard rules (a 5 on
+        the lowest note of a chord leaves its upper notes no finger)."""
         end = min(len(self.fingers), index + horizon + 1)
-        path = viterbi(self.unary[index:end], self.trans[index : end - 1], start=finger - 1) + 1
-        self.fingers[index:end] = path
-        return path[1:]
+        unary, trans = self.unary[index:end], self.trans[index : end - 1]
+        path = viterbi(unary, trans, start=finger - 1)
+        # the clamp is a score, not a wall: a path around it (or through a forbidden step) means none keeps the rules
+        if path[0] != finger - 1 or not feasible(unary[1:], trans, path):
+            return None
+        self.fingers[index:end] = path + 1
+        return path[1:] + 1
 
 
 def finger_clashes(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import UserError
-from bridge.fingering import Fingering, KeyNote, plan
+from bridge.fingering import Fingering, KeyNote, finger_text, plan
 from bridge.fingering.hands import infer_hands
 from bridge.fingering.network import FingeringModel, weights_path
 from bridge.fingering.pig import PigNote, read_pig, write_pig
@@ -16,18 +16,24 @@ MIDI_SUFFIXES = (".mid", ".midi")
 PIG_SUFFIXES = (".txt", ".pig", ".tsv")
 
 
-def score_suggestions(score) -> list[str] | None:
-    """Planned fingers for a loaded `Score` (see `suggest_for_score`), or None when the
+def score_plan(score) -> Fingering | None:
+    """The planned fingering of a loaded `Score` (see `plan_score`), or None when the
     weights are not installed: following works without them."""
-    from bridge.fingering import suggest_for_score
+    from bridge.fingering import plan_score
 
     path = weights_path(None)
     if not path.exists():
         return None
     hands = weights_path(None, "hands")
-    return suggest_for_score(
+    return plan_score(
         score, FingeringModel.load(path, "fingering"), FingeringModel.load(hands, "hands") if hands.exists() else None
     )
+
+
+def score_suggestions(score) -> list[str] | None:
+    """Planned fingers for a loaded `Score` as text ("3", "3_1"), or None without weights."""
+    fingering = score_plan(score)
+    return None if fingering is None else [finger_text(f) for f in fingering.fingers]
 
 
 def input_format(path: str | Path, fmt: str | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bridge.events import (
     Annotation,
+    FingeringCorrection,
     FingerSeen,
     Jump,
     Missed,
@@ -70,6 +71,16 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
         note_id, pass_no = _ref(ev.match)
         f = ev.finger
         return [(f"{p}/finger", [t, note_id, pass_no, ev.pitch, f.hand, f.finger, float(f.confidence)])]
+    if isinstance(ev, FingeringCorrection):
+        played, told = ev.played, ev.suggested
+        ahead = [x for r in ev.replanned for x in (r.note_id, r.pass_no, r.finger)]
+        return [
+            (
+                f"{p}/fingering_correction",
+                [t, ev.match.note_id, ev.match.pass_no, ev.pitch, played.hand, played.finger, told.hand, told.finger]
+                + [float(played.confidence), len(ev.replanned), *ahead],
+            )
+        ]
     if isinstance(ev, Missed):
         return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
     if isinstance(ev, Revised):
