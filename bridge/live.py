@@ -29,7 +29,7 @@ from pathlib import Path
 from bridge.engine import Engine
 from bridge.errors import UserError
 from bridge.events import Command, Event, OutputEvent, Status
-from bridge.osc import OscSender, to_messages
+from bridge.osc import OscSender
 from bridge.osc.receiver import Reply
 from bridge.replay import apply, new_engine
 from bridge.score import Score
@@ -215,7 +215,7 @@ class LiveBridge:
     def _send(self, outs: list[OutputEvent]) -> None:
         if self.osc:
             for out in outs:
-                self.osc.send(to_messages(out, self.osc_prefix))
+                self.osc.send_event(out, self.osc_prefix)
 
     def _show(self, outs: list[OutputEvent]) -> None:
         if self.view:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from bridge.errors import UserError
 from bridge.report import FollowRecord
 from bridge.userfiles import writing
 
@@ -28,6 +29,8 @@ def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
         t.add_row(f"  {k}", str(rec.verdicts.get(k, 0)))
     t.add_row("missed score notes", str(rec.missed_count))
     t.add_row("restarts / jumps", str(rec.jumps_count))
+    if rec.corrections_count:
+        t.add_row("fingering corrections", str(rec.corrections_count))
     t.add_row("timing early / on time / late", f"{timing['early']} / {timing['on_time']} / {timing['late']}")
     t.add_row("dynamics soft / ok / loud", f"{loud['soft']} / {loud['ok']} / {loud['loud']}")
     if rec.last_position is not None:
@@ -44,10 +47,12 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--osc",
-        metavar="HOST:PORT",
+        metavar="[ADAPTER@]HOST:PORT",
         action="append",
         default=[],
-        help="also send every event as OSC to this UDP target (repeat for several; see osc_schemas/)",
+        help="also send every event as OSC to this UDP target (repeat for several): HOST:PORT gets the bridge's "
+        "own address space (osc_schemas/), ADAPTER@HOST:PORT a DAW's dialect, markers included (ardour, reaper, "
+        "ableton, bitwig; see docs/daw.md)",
     )
     p.add_argument("--osc-prefix", default=DEFAULT_PREFIX, help="OSC address prefix (default: %(default)s)")
     p.add_argument("--osc-bundle", action="store_true", help="send each event's messages as one OSC bundle")
@@ -56,6 +61,32 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no suggested_finger on note events (default: planned by the fingering model when installed)",
     )
+
+
+def add_oscquery_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--oscquery",
+        metavar="PORT",
+        nargs="?",
+        type=int,
+        const=0,
+        help="publish the OSC address space over OSCQuery (HTTP on this port, any free one if none is given, "
+        "announced over mDNS); off unless given",
+    )
+
+
+def start_oscquery(port: int | None, prefix: str, osc_in: tuple[str, int] | None = None):
+    """The OSCQuery server for ``--oscquery PORT`` (None: off), on the ``--osc-in`` host or loopback."""
+    if port is None:
+        return None
+    from bridge.osc.query import OscQueryServer
+
+    if not 0 <= port < 65536:
+        raise UserError(f"--oscquery takes a TCP port (0 for any free one), not {port}")
+    host = osc_in[0] if osc_in else "127.0.0.1"
+    server = OscQueryServer(prefix, port, host=host, osc_in=osc_in)
+    print(f"pianobridge: OSCQuery on {server.url} (announced over mDNS as {server.name})", file=sys.stderr)
+    return server
 
 
 def positive(kind: type):

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bridge.cli.common import BUNDLED, add_output_options, positive, print_summary
+from bridge.cli.common import BUNDLED, add_oscquery_option, add_output_options, positive, print_summary, start_oscquery
 from bridge.errors import UserError
 from bridge.report import plot_follow
 
@@ -26,7 +26,14 @@ def add_parser(sub) -> None:
     d.add_argument("--session", metavar="FILE", help="session log file (default: a new one in ~/pianobridge-sessions)")
     d.add_argument("--no-view", action="store_true", help="no live terminal view")
     d.add_argument("--plot", metavar="PNG", default="pianobridge-demo.png", help="plot file (default: %(default)s)")
+    d.add_argument(
+        "--camera-sim",
+        action="store_true",
+        help="also feed a simulated camera above the keys, where the player uses another finger than the "
+        "suggested one on a few notes: shows fingering corrections without a camera",
+    )
     add_output_options(d)
+    add_oscquery_option(d)
     d.set_defaults(func=run)
 
 
@@ -38,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from pythonosc.dispatcher import Dispatcher
     from pythonosc.osc_server import BlockingOSCUDPServer
 
+    from bridge.adapters.registry import open_sender
+    from bridge.events import HandFrame
+    from bridge.keyboard import Calibration
     from bridge.live import LiveBridge
     from bridge.midifile import read_performance
     from bridge.midiport import MidiInput, open_backend, to_message
     from bridge.musicxml import load_score
-    from bridge.osc import OscSender, parse_target
     from bridge.session import SessionLog, new_session_path
     from bridge.view import TerminalView
 
@@ -55,9 +64,23 @@ def run(args: argparse.Namespace) -> int:
     d.set_default_handler(lambda *_: received.__setitem__(0, received[0] + 1))
     receiver = BlockingOSCUDPServer(("127.0.0.1", 0), d)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    targets = [receiver.server_address] + [parse_target(x) for x in args.osc]
+    osc = open_sender(args.osc, bundle=args.osc_bundle, native=[receiver.server_address])
     session = Path(args.session) if args.session else new_session_path()
-    log = SessionLog(session, str(score_path), {"demo": True, "fingering": not args.no_fingering})
+    settings = {"demo": True, "fingering": not args.no_fingering}
+    sim = frames = None
+    if args.camera_sim:
+        from bridge.camera.simulated import practice_camera
+
+        if args.no_fingering:
+            raise UserError("--camera-sim shows fingering corrections: leave out --no-fingering")
+        # the simulated player plays at the demo's speed: the camera sees hands move that fast
+        sim = practice_camera(score, [replace(e, t=e.t / args.speed) for e in events])
+        frames = [{**f, "t": f["t"] * args.speed} for f in sim.frames]  # on the timeline's clock
+        cal_path = session.with_name(session.stem + ".calibration.json")  # `replay` needs it
+        sim.calibration.save(cal_path)
+        calibration = Calibration.load(cal_path)  # as `replay` will read it (the file rounds the corners)
+        settings.update(camera="simulated", calibration=str(cal_path.resolve()))
+    log = SessionLog(session, str(score_path), settings)
     results: list[dict] = []
     view = TerminalView(score.title) if sys.stdout.isatty() and not args.no_view else None
 
@@ -68,12 +91,15 @@ def run(args: argparse.Namespace) -> int:
 
     bridge = LiveBridge(
         score,
-        OscSender(targets, bundle=args.osc_bundle),
+        osc,
         args.osc_prefix,
         log,
         collect,
         fingering=not args.no_fingering,
+        calibration=calibration if sim else None,
     )
+    osc.set_notice(bridge.notice)
+    query = start_oscquery(args.oscquery, args.osc_prefix)
     bridge.start()
     midi = out = None
     try:  # play into a virtual MIDI port, as a keyboard would, where there is a MIDI system
@@ -89,12 +115,16 @@ def run(args: argparse.Namespace) -> int:
             midi.release()
         midi, source = None, "an internal source (no MIDI system here)"
     print(f"pianobridge demo: playing {score.title!r} in real time through {source}", file=sys.stderr)
+    # key presses and camera frames in time order, each sent when its moment comes
+    timeline = sorted([(ev.t, 0, ev) for ev in events] + [(f["t"], 1, f) for f in frames or []], key=lambda x: x[:2])
     start = time.monotonic()
     try:
         with view or contextlib.nullcontext():
-            for ev in events:
-                time.sleep(max(0.0, start + ev.t / args.speed - time.monotonic()))
-                if out is not None:
+            for at, is_frame, ev in timeline:
+                time.sleep(max(0.0, start + at / args.speed - time.monotonic()))
+                if is_frame:
+                    bridge.submit(HandFrame(bridge.clock(), tuple(ev["hands"])))
+                elif out is not None:
                     out.send(to_message(ev))
                 else:
                     bridge.submit(replace(ev, t=bridge.clock()))
@@ -108,8 +138,18 @@ def run(args: argparse.Namespace) -> int:
         if midi:
             midi.release()
         receiver.shutdown()
+        if query:
+            query.close()
     print_summary(results, f"{score.title} (through {source})")
     print(f"OSC messages the local receiver got: {received[0]}; session log: {session}")
+    for line in osc.summary()[1:]:  # the other targets (the first is the local receiver)
+        print(f"pianobridge: {line}", file=sys.stderr)
+    if sim:
+        told = sum(r["type"] == "fingering_correction" for r in results)
+        print(
+            f"simulated camera: the player used another finger than suggested on {len(sim.other_fingers)} notes; "
+            f"fingering corrections sent: {told}"
+        )
     plot_follow(results, score, args.plot)
     print(f"report: {args.plot}")
     return 0

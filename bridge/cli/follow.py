@@ -40,9 +40,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge.adapters.registry import open_sender
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
-    from bridge.osc import OscSender, parse_target, to_messages
     from bridge.replay import new_engine, run_engine
     from bridge.session import SessionLog
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pianobridge: camera clock {1000 * offset:+.0f} ms from the MIDI clock", file=sys.stderr)
     played = iter(fingers)
     engine = new_engine(score, not args.no_fingering)
-    osc = OscSender([parse_target(x) for x in args.osc], bundle=args.osc_bundle) if args.osc else None
+    osc = open_sender(args.osc, bundle=args.osc_bundle) if args.osc else None
     log = (
         SessionLog(args.session, args.score, {"performance": args.performance, "fingering": not args.no_fingering})
         if args.session
@@ -72,20 +72,25 @@ def run(args: argparse.Namespace) -> int:
     record = FollowRecord(notes=bool(args.plot))
     try:
         for ev in run_engine(engine, events, realtime=args.realtime, on_input=log.log_in if log else None):
+            out_events = [ev]
             if fingers and isinstance(ev, NoteVerdict):
                 ev.finger = next(played, None)
-            if log:
-                log.log_out(ev)
-            d = ev.to_dict()
-            record.add(d)
-            if out:
-                out.write(json_line(d))
-            if osc:
-                osc.send(to_messages(ev, args.osc_prefix))
+                out_events += engine.finger_played(ev.t, ev.pitch, ev.match, ev.finger)
+            for e in out_events:
+                if log:
+                    log.log_out(e)
+                d = e.to_dict()
+                record.add(d)
+                if out:
+                    out.write(json_line(d))
+                if osc:
+                    osc.send_event(e, args.osc_prefix)
     finally:
         for closable in (log, osc, out):
             if closable:
                 closable.close()
+    for line in osc.summary() if osc else []:  # what each OSC target got, marks included
+        print(f"pianobridge: {line}", file=sys.stderr)
     if args.summary:
         print_summary(record, score.title)
     if args.plot:

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from types import GenericAlias, UnionType
 
-from bridge.cli.common import add_output_options
+from bridge.cli.common import add_oscquery_option, add_output_options, start_oscquery
 from bridge.errors import UserError
 
 # every setting `run --config` reads, and the TOML type it must have
@@ -30,6 +30,7 @@ CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
     "osc_in_remote": bool,
     "osc_token": str,
     "library": list[str],
+    "oscquery": int,
 }
 
 CONFIG_KEYS = set(CONFIG_TYPES)
@@ -123,6 +124,7 @@ def add_parser(sub) -> None:
     )
     live.add_argument("--hand-model", metavar="TASK", help="MediaPipe hand_landmarker .task to use instead")
     add_output_options(live)
+    add_oscquery_option(live)
     live.set_defaults(func=run, osc_prefix=None)
 
 
@@ -131,10 +133,11 @@ def run(args: argparse.Namespace) -> int:
     import secrets
     import signal
 
+    from bridge.adapters.registry import open_sender
     from bridge.live import LiveBridge
     from bridge.midiport import MidiInput, find_port, open_backend
     from bridge.musicxml import load_score
-    from bridge.osc import OscReceiver, OscSender, parse_target
+    from bridge.osc import OscReceiver, parse_target
     from bridge.session import SessionLog, new_session_path
     from bridge.view import TerminalView
 
@@ -156,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
     backend = open_backend()
     if midi_in and not virtual:
         midi_in = find_port(midi_in, backend.get_input_names())  # a clear error before anything starts
-    targets = [parse_target(x) for x in setting("osc", [])]
-    osc = OscSender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
+    targets = setting("osc", [])
+    osc = open_sender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
     session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
     fingering = bool(setting("fingering", True)) and not args.no_fingering
     camera, cal_path = setting("camera"), setting("calibration")
@@ -185,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
         library=setting("library", []),
         score_path=score_path,
     )
-    osc_in = None
+    if osc:
+        osc.set_notice(bridge.notice)  # a DAW that does not answer is said like every other fault
+    osc_in = in_address = None
     if setting("osc_in"):
         host, port = parse_target(setting("osc_in"))
         token = None
@@ -196,9 +201,12 @@ def run(args: argparse.Namespace) -> int:
                     "(senders then need the access token)"
                 )
             token = setting("osc_token") or secrets.token_urlsafe(12)
+        in_address = (host, port)
         osc_in = OscReceiver(host, port, bridge.submit_control, bridge.clock, prefix, notice=bridge.notice, token=token)
         if token:
             print(f"pianobridge: OSC in on {host}:{port}: send {prefix}/auth {token} first", file=sys.stderr)
+    query_port = args.oscquery if args.oscquery is not None else cfg.get("oscquery")
+    query = start_oscquery(query_port, prefix, in_address)
     midi = MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
         with view or contextlib.nullcontext():
             stop.wait()
     finally:
+        if query:
+            query.close()
         if osc_in:
             osc_in.close()
         midi.close()
@@ -231,5 +241,7 @@ def run(args: argparse.Namespace) -> int:
         midi.release()
     if camera_note:
         print(f"pianobridge: {camera_note}", file=sys.stderr)
+    for line in osc.summary() if osc else []:
+        print(f"pianobridge: {line}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
     return 0

@@ -1,5 +1,7 @@
 """OSC: events as messages (``messages``), sent to many targets (``sender``), and
-control commands and annotations coming in (``receiver``).
+control commands and annotations coming in (``receiver``); the address space published
+over OSCQuery (``query``, imported where it is used: it brings zeroconf). DAW dialects
+are in bridge/adapters/.
 
 The address space is described by the JSON Schemas in ``osc_schemas/``, one file per
 address family; only the argument types i, f and s are used.
