@@ -183,8 +183,9 @@ def plot_follow(results: Iterable[dict] | FollowRecord, score: Score, path: str 
     if rec.corrections:
         at, q, texts = zip(*rec.corrections)
         ax_pos.scatter(at, q, s=90, facecolors="none", edgecolors="#ef6c00", lw=1.5, label=f"finger ({len(at)})")
-        for x, y, text in rec.corrections:
-            ax_pos.annotate(text, (x, y), xytext=(4, -10), textcoords="offset points", fontsize=7, color="#ef6c00")
+        for k, (x, y, text) in enumerate(rec.corrections):  # neighbours' labels alternate sides
+            below = (4, -11) if k % 2 == 0 else (-30, 6)
+            ax_pos.annotate(text, (x, y), xytext=below, textcoords="offset points", fontsize=7, color="#ef6c00")
     for at, kind, measure in rec.jumps:
         ax_pos.axvline(at, color="#1565c0", ls="--", lw=1)
         ax_pos.annotate(f"{kind} → m{measure}", (at, ax_pos.get_ylim()[1]), fontsize=8, color="#1565c0")
