@@ -12,7 +12,10 @@ notes that never came back; JACK's period is part of the path and is printed wit
 handed to a second thread, answered with an OSC /note; no engine, no log): the floor
 this machine sets under any bridge. --flood N sends N junk datagrams a second (bytes that
 are not OSC, and OSC messages with wrong arguments) at the bridge's --osc-in port all the
-while, and prints the bridge's memory before and after.
+while, and prints the bridge's memory before and after. --web serves the score page
+(`run --web`) and keeps it open in headless Chromium (playwright, Debian's /usr/bin/chromium)
+all the while, drawing every note: the bridge's figures with a page watching (--no-browser:
+the page's server alone, to tell its cost from the browser's on a small machine).
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ def main() -> None:
     ap.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz, if started here")
     ap.add_argument("--echo", action="store_true", help="a bare echo in place of the bridge (the floor)")
     ap.add_argument("--flood", type=float, metavar="N", help="junk datagrams a second at the bridge's --osc-in")
+    ap.add_argument("--web", action="store_true", help="with the score page open in headless Chromium")
+    ap.add_argument("--no-browser", action="store_true", help="with --web: the page's server on, no page open")
     a = ap.parse_args()
     if a.flood and a.echo:
         sys.exit("latency.py: --flood needs the bridge, not --echo")
@@ -142,11 +147,24 @@ def main() -> None:
             probe.bind(("127.0.0.1", 0))
             in_port = probe.getsockname()[1]
         run += ["--osc-in", f"127.0.0.1:{in_port}"]
+    if a.web:
+        run += ["--web", "127.0.0.1:0"]
     cmd = [sys.executable, "-c", ECHO, osc_port] if a.echo else run
     bridge = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    page_url = browser = None
     for line in bridge.stderr:
+        if "score page on " in line:
+            page_url = line.split("score page on ")[1].split()[0]
         if "ready" in line:
             break
+    if page_url and not a.no_browser:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page()
+        page.goto(page_url)
+        page.wait_for_function("() => __pb.firstRender !== null", timeout=30000)
     time.sleep(1.0)
     port = mido.open_output(next(n for n in mido.get_output_names() if "pb-latency" in n))
 
@@ -183,6 +201,15 @@ def main() -> None:
             f"; {sent} junk datagrams at {a.flood:g}/s, bridge memory {rss_before:.0f} -> {rss_mb(bridge.pid):.0f} MB"
         )
     time.sleep(1.0)
+    on_page = ""
+    if browser is not None:
+        lags = np.array(page.evaluate("() => __pb.lags") or [0.0])
+        on_page = (
+            f"; the page drew {len(lags)} note events, lag to its DOM p50 {np.percentile(lags, 50):.1f} ms, "
+            f"p99 {np.percentile(lags, 99):.1f} ms"
+        )
+        browser.close()
+        playwright.stop()
     bridge.send_signal(2)
     bridge.wait(timeout=30)
     port.close()
@@ -202,7 +229,7 @@ def main() -> None:
         f"{a.notes} note-ons at {a.rate:g}/s through JACK (period {a.period} frames at 48 kHz = "
         f"{a.period / 48:.2f} ms) into {where}:\n"
         f"  note-on -> OSC /note: p50 {np.percentile(lat_ms, 50):.2f} ms, p99 {np.percentile(lat_ms, 99):.2f} ms, "
-        f"max {lat_ms.max():.2f} ms; lost {lost}{lost_how}{flooded}"
+        f"max {lat_ms.max():.2f} ms; lost {lost}{lost_how}{flooded}{on_page}"
     )
 
 

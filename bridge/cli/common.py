@@ -63,6 +63,16 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_web_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve a live score page here (PORT 0: any free one): the engraved score with the player's place, "
+        "every verdict and fingering on it, teacher annotations back (loopback unless HOST is given; then the "
+        "page needs the token printed at start; docs/web.md)",
+    )
+
+
 def add_oscquery_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--oscquery",

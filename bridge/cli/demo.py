@@ -8,7 +8,15 @@ import sys
 import threading
 from pathlib import Path
 
-from bridge.cli.common import BUNDLED, add_oscquery_option, add_output_options, positive, print_summary, start_oscquery
+from bridge.cli.common import (
+    BUNDLED,
+    add_oscquery_option,
+    add_output_options,
+    add_web_option,
+    positive,
+    print_summary,
+    start_oscquery,
+)
 from bridge.errors import UserError
 from bridge.report import plot_follow
 
@@ -34,6 +42,7 @@ def add_parser(sub) -> None:
     )
     add_output_options(d)
     add_oscquery_option(d)
+    add_web_option(d)
     d.set_defaults(func=run)
 
 
@@ -99,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
         calibration=calibration if sim else None,
     )
     osc.set_notice(bridge.notice)
+    page = None
+    if args.web:  # the score page: annotations typed there go the way OSC ones do
+        from bridge.web import open_page, plan_of, tee
+
+        plan = plan_of(score, bridge.engine.suggested)
+        page = open_page(args.web, score_path, score.title, submit=bridge.submit_control, clock=bridge.clock, plan=plan)
+        bridge.view = tee(bridge.view, page.publish)
     query = start_oscquery(args.oscquery, args.osc_prefix)
     bridge.start()
     midi = out = None
@@ -135,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if midi:
             midi.close()
         bridge.stop()
+        if page:
+            page.close()  # after the bridge's last events
         if midi:
             midi.release()
         receiver.shutdown()
@@ -144,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"OSC messages the local receiver got: {received[0]}; session log: {session}")
     for line in osc.summary()[1:]:  # the other targets (the first is the local receiver)
         print(f"pianobridge: {line}", file=sys.stderr)
+    if page:
+        print(f"pianobridge: {page.summary()}", file=sys.stderr)
     if sim:
         told = sum(r["type"] == "fingering_correction" for r in results)
         print(

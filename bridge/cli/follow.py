@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridge.cli.common import add_output_options, print_summary
+from bridge.cli.common import add_output_options, add_web_option, print_summary
 from bridge.errors import UserError
 from bridge.events import NoteVerdict, json_line
 from bridge.report import FollowRecord, plot_follow
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
         "--calibration", metavar="CAL.json", help="keyboard calibration for --hands (`pianobridge calibrate`)"
     )
     add_output_options(f)
+    add_web_option(f)
     f.set_defaults(func=run)
 
 
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from bridge.replay import new_engine, run_engine
     from bridge.session import SessionLog
 
+    if args.web and not args.realtime:
+        raise UserError("--web shows the performance as it is played: add --realtime")
     score = load_score(args.score)
     events = read_performance(args.performance)
     if not any(e.type == "note_on" for e in events):
@@ -60,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"pianobridge: camera clock {1000 * offset:+.0f} ms from the MIDI clock", file=sys.stderr)
     played = iter(fingers)
     engine = new_engine(score, not args.no_fingering)
+    page = None
+    if args.web:  # annotations typed on the page go in between the key presses
+        from bridge.web import PendingAnnotations, open_page, plan_of
+
+        pending = PendingAnnotations()
+        events = pending.merged(events)
+        plan = plan_of(score, engine.suggested)
+        page = open_page(args.web, args.score, score.title, submit=pending.submit, clock=pending.clock, plan=plan)
     osc = open_sender(args.osc, bundle=args.osc_bundle) if args.osc else None
     log = (
         SessionLog(args.session, args.score, {"performance": args.performance, "fingering": not args.no_fingering})
@@ -85,12 +96,16 @@ def run(args: argparse.Namespace) -> int:
                     out.write(json_line(d))
                 if osc:
                     osc.send_event(e, args.osc_prefix)
+                if page:
+                    page.publish(e)
     finally:
-        for closable in (log, osc, out):
+        for closable in (page, log, osc, out):
             if closable:
                 closable.close()
     for line in osc.summary() if osc else []:  # what each OSC target got, marks included
         print(f"pianobridge: {line}", file=sys.stderr)
+    if page:
+        print(f"pianobridge: {page.summary()}", file=sys.stderr)
     if args.summary:
         print_summary(record, score.title)
     if args.plot:

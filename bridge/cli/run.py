@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from types import GenericAlias, UnionType
 
-from bridge.cli.common import add_oscquery_option, add_output_options, start_oscquery
+from bridge.cli.common import add_oscquery_option, add_output_options, add_web_option, start_oscquery
 from bridge.errors import UserError
 
 # every setting `run --config` reads, and the TOML type it must have
@@ -31,6 +31,7 @@ CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
     "osc_token": str,
     "library": list[str],
     "oscquery": int,
+    "web": str,
 }
 
 CONFIG_KEYS = set(CONFIG_TYPES)
@@ -125,6 +126,7 @@ def add_parser(sub) -> None:
     live.add_argument("--hand-model", metavar="TASK", help="MediaPipe hand_landmarker .task to use instead")
     add_output_options(live)
     add_oscquery_option(live)
+    add_web_option(live)
     live.set_defaults(func=run, osc_prefix=None)
 
 
@@ -190,6 +192,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if osc:
         osc.set_notice(bridge.notice)  # a DAW that does not answer is said like every other fault
+    page = None
+    if setting("web"):  # the score page: annotations typed there go the way OSC ones do
+        from bridge.web import open_page, plan_of, tee
+
+        plan = plan_of(score, bridge.engine.suggested)
+        page = open_page(
+            setting("web"), score_path, score.title, submit=bridge.submit_control, clock=bridge.clock, plan=plan
+        )
+        bridge.view = tee(bridge.view, page.publish)
     osc_in = in_address = None
     if setting("osc_in"):
         host, port = parse_target(setting("osc_in"))
@@ -238,10 +249,14 @@ def run(args: argparse.Namespace) -> int:
         midi.close()
         camera_note = cam.close() if cam else None
         bridge.stop()  # the session log is complete and closed before the MIDI system is let go
+        if page:
+            page.close()  # after the bridge's last events
         midi.release()
     if camera_note:
         print(f"pianobridge: {camera_note}", file=sys.stderr)
     for line in osc.summary() if osc else []:
         print(f"pianobridge: {line}", file=sys.stderr)
+    if page:
+        print(f"pianobridge: {page.summary()}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
     return 0
