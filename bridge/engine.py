@@ -6,6 +6,7 @@ timestamped events and returns output events, and never reads a clock itself.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from bridge.events import (
@@ -79,7 +80,7 @@ class Engine:
         self.suggested = [finger_text(f) for f in fingering.fingers] if fingering else None
         self.told: dict[Ref, str] = {}  # the suggestion each sounding note's verdict gave
         self.note_index = {(n.note_id, n.pass_no): k for k, n in enumerate(score.notes)}
-        self.camera_calls: list[str] = []  # what the camera made of each recent note (see _camera_quality)
+        self.camera_calls: deque[str] = deque(maxlen=CAMERA_NOTES)  # what it made of recent notes (_camera_quality)
         self.camera_trusted = False  # the camera's calls fitted the last notes: it may correct
         self.camera_weak = False  # said so: the next news is that it is back
         self.calibration = calibration
@@ -179,7 +180,7 @@ class Engine:
         calls stop agreeing with a plan that follows the player), corrects nobody.
         It is trusted once the last CAMERA_NOTES notes fit; a status when it goes, one
         when it is back."""
-        self.camera_calls = [*self.camera_calls[1 - CAMERA_NOTES :], call]
+        self.camera_calls.append(call)
         weak, differs = self.camera_calls.count("weak"), self.camera_calls.count("differs")
         if not self.camera_weak and (weak >= CAMERA_BAD or differs >= CAMERA_BAD):
             self.camera_trusted, self.camera_weak = False, True
