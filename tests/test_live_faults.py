@@ -256,8 +256,9 @@ def test_a_flood_of_junk_leaves_the_note_path_alone(jack, tmp_path):
     assert reported > 50000  # counted (what the kernel dropped from a full socket buffer never arrived)
     assert len(b.receiver.details("osc_ignored")) <= 20  # once a second, not once a datagram
     p99 = lambda xs: sorted(xs)[int(0.99 * (len(xs) - 1))]  # noqa: E731
-    # absolute figures are in benchmarks/latency.py --flood; here side by side with the quiet run
-    assert p99(flooded) <= p99(quiet) + 10, (
+    # absolute figures are in benchmarks/latency.py --flood; here side by side with the quiet run,
+    # loosely: the machine running the tests is shared, and its busy moments land on either run
+    assert statistics.median(flooded) <= statistics.median(quiet) + 5 and p99(flooded) <= p99(quiet) + 50, (
         statistics.median(quiet),
         p99(quiet),
         statistics.median(flooded),
