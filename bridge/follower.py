@@ -18,6 +18,10 @@ Two trackers share one probabilistic model of playing from a score:
 Chord notes struck close together are one event; the follower tracks which pitches of
 the current event were already played so that repeated notes move on.
 
+Confidence is the band's mass on its place, capped while a search runs by the search's
+mass there, and after a jump while the music since sounds note for note at another place
+nearby: where the notes cannot tell two places apart, the follower says so.
+
 Time is passed in (seconds, any origin); nothing here reads a clock.
 """
 
@@ -32,6 +36,34 @@ from numpy.lib.stride_tricks import sliding_window_view
 from bridge.score import Score, plays_figure
 
 N_PITCH = 128
+TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as long as it lasts"
+TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
+
+
+def twin_runs(events: list[tuple[int, ...]], onsets: np.ndarray, longest: int = TWIN_LONGEST) -> np.ndarray:
+    """Per event, how many events ending there (up to ``longest``) sound pitch for pitch
+    the same as the events ending at another place within ``TWIN_REACH_Q`` quarters:
+    after a jump, the notes cannot tell that place from this one until more events than
+    this were played."""
+    ids: dict[tuple[int, ...], int] = {}
+    key = np.array([ids.setdefault(tuple(sorted(set(e))), len(ids) + 1) for e in events], dtype=np.uint64)
+    n = len(events)
+    run = np.zeros(n, dtype=np.int64)
+    mul = np.uint64(0x9E3779B97F4A7C15)
+    h = key.copy()  # hash of the ``width`` events ending at each event (from width - 1 on)
+    with np.errstate(over="ignore"):
+        for width in range(1, min(longest, n) + 1):
+            if width > 1:
+                h[width - 1 :] = h[width - 2 : n - 1] * mul + key[width - 1 :]
+            idx = np.arange(width - 1, n)
+            # equal windows sorted by onset: an event's nearest twin is next to it
+            order = idx[np.lexsort((onsets[idx], h[idx]))]
+            pair = (h[order[1:]] == h[order[:-1]]) & (onsets[order[1:]] - onsets[order[:-1]] <= TWIN_REACH_Q)
+            if not pair.any():
+                break
+            run[order[1:][pair]] = width
+            run[order[:-1][pair]] = width
+    return run
 
 
 @dataclass(frozen=True)
@@ -51,6 +83,10 @@ class FollowerParams:
     p_back: tuple[float, ...] = (0.006, 0.002)
     skip_note: float = 0.08  # probability a single-note event is left out
     skip_grace: float = 0.7  # a left-out grace note (players drop them far more readily)
+    # leaving an event with notes of it unplayed, per note: without it one voice played
+    # alone fits any passage where that voice sounds with others, as well as where it is
+    # alone (a fugue's subject at the top and in a later entry)
+    p_unplayed: float = 0.7
     timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
     timing_floor: float = 0.04
     pause_s: float = 1.0  # a gap this long (and pause_quarters at the tempo) wakes the relocaliser
@@ -73,6 +109,10 @@ class FollowerParams:
     surprise_window: int = 3  # wake when surprise_count of the last notes were unlikely
     surprise_count: int = 2
     surprise_lik: float = 0.05
+    # after a jump, while every event since sounds note for note somewhere else too, the
+    # notes cannot tell the two places apart: confidence no more than this (below the
+    # engine's confidence_low line)
+    twin_confidence: float = 0.3
     tempo_rate: float = 0.2
     tempo_window_s: float = 4.0  # entries older than this (or before a pause or jump) are not used
 
@@ -124,6 +164,8 @@ class _Model:
                             self.figure[nt.pitch + d] |= span
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
+        self.n_pitches = has.sum(axis=0).astype(np.float64)
+        self.twin_run = twin_runs([e.pitches for e in ev], self.q)
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
         )
@@ -153,6 +195,9 @@ class _Tracker:
     def __init__(self, model: _Model, params: FollowerParams, banded: bool):
         self.m, self.p, self.banded = model, params, banded
         self.alpha = np.zeros(model.n)
+        # expected number of an event's pitches played since it was entered, on the
+        # paths that are there: leaving it pays for the rest
+        self.filled = np.zeros(model.n)
         # whole-score search only: when the mass on each event arrived there, so that
         # each place in a many-peaked belief is timed from its own last event
         self.entered_at = np.zeros(model.n)
@@ -164,6 +209,7 @@ class _Tracker:
 
     def reset(self, prior: np.ndarray, pos: int) -> None:
         self.alpha = prior / prior.sum()
+        self.filled[:] = 0.0
         self.pos = pos
         self.played = {}
         self._set_band()
@@ -188,13 +234,21 @@ class _Tracker:
         lo, hi = self.lo, self.hi
         a = self.alpha[lo:hi]
         em = m.em_move[pitch, lo:hi]
+        filled = self.filled[lo:hi]
         if fresh:
             new = a * em
+            filled[:] = 1.0
             if not self.banded:
                 self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
-            w = m.moves(a, lo, hi)
+            if self.banded:
+                # the band follows one place through ornaments and left-out notes that the
+                # cost would make it doubt; choosing between places is the search's work
+                w = m.moves(a, lo, hi)
+            else:
+                unplayed = np.maximum(m.n_pitches[lo:hi] - filled, 0.0)
+                w = m.moves(a * p.p_unplayed**unplayed, lo, hi)
             if sigma is not None:
                 # timing: the time since the source event was entered against its
                 # distance to the target in the score at the running tempo. The band
@@ -220,9 +274,12 @@ class _Tracker:
                     chord[j - lo] = 0.0
             since_entry = max(0.0, t - self.entry_t) if self.banded else np.maximum(0.0, t - self.entered_at[lo:hi])
             g_chord = np.exp(-0.5 * (since_entry / m.spread[lo:hi]) ** 2) + 0.05
-            stay = a * (p.p_chord * g_chord * chord + p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
+            stay_chord = a * (p.p_chord * g_chord * chord)
+            stay = stay_chord + a * (p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
             move *= em
             new = move + stay
+            # a move enters with this note; a chord note adds one; an extra note none
+            filled[:] = (move + stay_chord + stay * filled) / np.maximum(new, 1e-300)
             if not self.banded:
                 self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
         total = float(new.sum())
@@ -266,7 +323,10 @@ class Follower:
         self.last_t: float | None = None
         self.reloc_left = 0
         self.reloc_llr = 0.0
-        self.reloc_seen = 0
+        self.reloc_seen = 0  # notes since the search last restarted from a prior
+        self.reloc_weighed = 0  # ... and since it started (a pause mid-search restarts it)
+        self.reloc_paused = False  # the search was woken by a pause
+        self.since_jump: int | None = None  # events entered since the search moved the player
         self.history: list[tuple[int, float, float | None, float]] = []
         self.local.reset(self._start_prior(), 0)
 
@@ -279,10 +339,11 @@ class Follower:
         prior[near_start] = np.exp(-decay * (self.m.q[near_start] - first))
         return prior * self.m.bar_weight
 
-    def _reloc_prior(self, mix: tuple[float, ...]) -> np.ndarray:
+    def _reloc_prior(self, mix: tuple[float, ...], here_from: _Tracker) -> np.ndarray:
         """Where a player who stopped or went astray carries on: most often a little
         behind (the nearer the likelier, which also breaks ties between identical
-        passages), at the top, or a little ahead; bar starts are favoured."""
+        passages), at the top, or a little ahead; bar starts are favoured. "Here" is
+        ``here_from``'s belief: the band's, or a search already under way."""
         m, p, loc = self.m, self.p, self.local
         cur_q = m.q[loc.pos]
 
@@ -290,7 +351,7 @@ class Follower:
             return w / max(w.sum(), 1e-300)
 
         here = np.zeros(m.n)
-        here[loc.lo : loc.hi] = loc.alpha[loc.lo : loc.hi]
+        here[here_from.lo : here_from.hi] = here_from.alpha[here_from.lo : here_from.hi]
         # the next note either sounds again on the last event (the rest of a chord, a
         # re-struck note) or goes on to the following ones
         here = (1.0 - p.here_next) * norm(here) + p.here_next * norm(m.moves(here, 0, m.n).sum(axis=1))
@@ -322,7 +383,7 @@ class Follower:
         sigma = None if paused else p.timing_sigma
 
         if paused and not first:
-            self._wake_relocaliser(replay=(), mix=p.reloc_mix_pause)
+            self._wake_relocaliser(replay=(), mix=p.reloc_mix_pause, paused=True)
         lik_local = self.local.update(pitch, t, self.spq, sigma=sigma, fresh=first)
         prev_pos = self.local.pos
         pos, entered = self.local.commit(t, fresh=first)
@@ -332,7 +393,7 @@ class Follower:
         if self.reloc_left > 0:
             self._relocalise_step(pitch, t, sigma, lik_local)
         elif sum(1 for h in self.history if h[3] < p.surprise_lik) >= p.surprise_count:
-            self._wake_relocaliser(replay=self.history, mix=p.reloc_mix_surprise)
+            self._wake_relocaliser(replay=self.history, mix=p.reloc_mix_surprise, paused=False)
         if self.reloc_left > 0:
             gpos = self.reloc.pos
             far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
@@ -345,10 +406,12 @@ class Follower:
 
         if entered and jumped_from is None and self.local.pos != prev_pos:
             self._update_tempo()
+        if entered and self.since_jump is not None:
+            self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         return FollowerStep(
             event=pos,
             entered=entered,
-            confidence=self.local.mass_near(pos),
+            confidence=self._confidence(pos),
             sec_per_quarter=self.spq,
             jumped_from=jumped_from,
             reference_q=self.local.ref_q,
@@ -357,12 +420,27 @@ class Follower:
             timed=not first and jumped_from is None and self.local.ref_t > 0.0,
         )
 
+    def _confidence(self, pos: int) -> float:
+        """The band's mass on its place; while a search runs and has weighed two notes or
+        more, no more than the search's mass within a quarter of that place. The band
+        renormalises over its own places only, so it stays sure of a place that no
+        longer explains the notes, and where the same notes fit several places the
+        search splits its mass between them: the follower says it does not know."""
+        conf = self.local.mass_near(pos)
+        if self.reloc_left > 0 and self.reloc_weighed >= 2:
+            near = np.abs(self.m.q - self.m.q[pos]) <= 1.0
+            conf = min(conf, float(self.reloc.alpha[near].sum()))
+        if self.since_jump is not None and self.m.twin_run[pos] >= self.since_jump:
+            conf = min(conf, self.p.twin_confidence)
+        return conf
+
     def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
         fresh = self.reloc_seen == 0
         lik = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
         self.reloc.commit(t, fresh=fresh)
         self.reloc_llr += math.log(max(lik, 1e-300)) - math.log(max(lik_local, 1e-300))
         self.reloc_seen += 1
+        self.reloc_weighed += 1
         self.reloc_left -= 1
 
     def _reloc_decided(self, best: int) -> bool:
@@ -378,7 +456,11 @@ class Follower:
         if self.reloc_llr > self.p.reloc_llr_sure or not elsewhere.any():
             return True
         second = int(np.argmax(np.where(elsewhere, a, -1.0)))
-        return peak > self.p.reloc_ratio * self.reloc.mass_near(second, 2)
+        # the runner-up's own neighbourhood only: in slow music (events a quarter or more
+        # apart) it is often the best place's neighbour, and counting the best place in
+        # its mass blocked every take-over until the search's margin passed the sure line
+        near = slice(max(0, second - 2), second + 3)
+        return peak > self.p.reloc_ratio * float((a[near] * elsewhere[near]).sum())
 
     def jump_to(self, event: int) -> None:
         """Told where the player is (a teacher's jump): the next note lands at ``event``
@@ -390,19 +472,29 @@ class Follower:
         self.reloc_left = 0
         self.history = []
         self.entries = []
+        self.since_jump = None  # told, not guessed
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
         self.local.played.setdefault(event, set()).add(pitch)
 
-    def _wake_relocaliser(self, replay, mix: tuple[float, ...]) -> None:
+    def _wake_relocaliser(self, replay, mix: tuple[float, ...], paused: bool) -> None:
         """Start a whole-score search; ``replay`` are the recent (pitch, t, sigma,
-        local likelihood) that made the band look wrong, searched again from before them."""
-        self.reloc.reset(self._reloc_prior(mix), self.local.pos)
+        local likelihood) that made the band look wrong, searched again from before them.
+        A pause while a search that a pause woke still runs and explains the notes better
+        than the band (in slow music every long note is a pause) restarts it from its own
+        belief as "here" and keeps the evidence it gathered against the band: starting
+        over from the band threw away notes that had already found where the player
+        restarted. A search woken by an unlikely note asked whether the band slipped; a
+        pause after it asks afresh whether the player restarted from where the band is."""
+        running = self.reloc_left > 0 and self.reloc_seen > 0 and self.reloc_llr > 0.0 and self.reloc_paused
+        self.reloc_paused = paused
+        self.reloc.reset(self._reloc_prior(mix, self.reloc if running else self.local), self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
         self.reloc_left = self.p.reloc_notes + len(replay)
-        self.reloc_llr = 0.0
+        self.reloc_llr = self.reloc_llr if running else 0.0
+        self.reloc_weighed = self.reloc_weighed if running else 0
         self.reloc_seen = 0
         for pitch, t, sigma, lik_local in replay:
             self._relocalise_step(pitch, t, sigma, lik_local)
@@ -417,10 +509,12 @@ class Follower:
         loc.played = {}
         loc._set_band()
         loc.alpha[loc.lo : loc.hi] = self.reloc.alpha[loc.lo : loc.hi]
+        loc.filled[loc.lo : loc.hi] = self.reloc.filled[loc.lo : loc.hi]
         loc.alpha /= max(loc.alpha.sum(), 1e-300)
         self.reloc_left = 0
         self.history = []
         self.entries = []
+        self.since_jump = 0
 
     def _update_tempo(self) -> None:
         """Beat length over the last half quarter or more of entered events: fast runs
