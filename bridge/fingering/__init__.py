@@ -40,22 +40,28 @@ class Fingering:
     fingers: list[tuple[int, ...]]  # (finger,) or (finger, substitute)
     plans: dict[int, HandPlan] = field(default_factory=dict)
     order: dict[int, np.ndarray] = field(default_factory=dict)  # plan position -> note index
+    # note index -> (hand, plan position), built on first use: the live engine asks per key press
+    _where: dict[int, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
+
+    def where(self, note: int) -> tuple[int, int]:
+        """The hand (RIGHT or LEFT) whose plan holds note ``note``, and its place in that plan."""
+        if not self._where:
+            self._where = {int(i): (hand, k) for hand, order in self.order.items() for k, i in enumerate(order)}
+        if note not in self._where:
+            raise IndexError(f"no note {note}")
+        return self._where[note]
 
     def hand_of(self, note: int) -> int:
         """The hand (RIGHT or LEFT) whose plan holds note ``note``."""
-        for hand, order in self.order.items():
-            if (order == note).any():
-                return hand
-        raise IndexError(f"no note {note}")
+        return self.where(note)[0]
 
     def replan(self, note: int, finger: int, horizon: int = 64) -> dict[int, int] | None:
         """The player used ``finger`` on note ``note``: re-plan the notes ahead in that hand.
         Returns {note index: finger} for the next ``horizon`` notes of the hand, in
         playing order (and updates ``fingers``); None when no plan from that finger keeps
         the decoder's rules (the plan stays as it was)."""
-        hand = self.hand_of(note)
+        hand, pos = self.where(note)
         order = self.order[hand]
-        pos = int(np.flatnonzero(order == note)[0])
         ahead = self.plans[hand].replan(pos, finger, horizon)
         if ahead is None:
             return None
