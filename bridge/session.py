@@ -228,6 +228,19 @@ def read_session(path: str | os.PathLike) -> Session:
     return Session(header, inputs, outputs)
 
 
+def check_score(session: str | os.PathLike, header: dict, score: str | os.PathLike) -> None:
+    """A `UserError` unless ``score`` is the file ``session`` (whose header is ``header``)
+    was recorded on: the log names its score by the file's sha256."""
+    from bridge.musicxml import MAX_SCORE_BYTES
+    from bridge.userfiles import read_bytes
+
+    if hashlib.sha256(read_bytes(score, "score", MAX_SCORE_BYTES)).hexdigest() != header["score_sha256"]:
+        raise UserError(
+            f"{session} was recorded on {header['score']}, and {score} is not that file as it was then"
+            " (its sha256 differs)"
+        )
+
+
 def check_session(path: str | os.PathLike) -> tuple[dict, int, int]:
     """The header of a session log and its numbers of input and output events, once every
     line has been checked: a bad line is one `UserError` naming it, before any work."""

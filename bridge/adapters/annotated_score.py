@@ -23,7 +23,6 @@ See docs/notation.md.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,8 +31,7 @@ from pathlib import Path
 from lxml import etree
 
 from bridge.errors import UserError
-from bridge.musicxml import MAX_SCORE_BYTES, XmlNote, read_musicxml_bytes, scan_xml, xml_root
-from bridge.userfiles import read_bytes
+from bridge.musicxml import XmlNote, read_musicxml_bytes, scan_xml, xml_root
 
 # what a coloured note means, worst first: a note shows the first of these it earned.
 # Okabe-Ito colours, told apart with the common colour-vision deficiencies too.
@@ -226,12 +224,9 @@ def annotate(score: str | os.PathLike, session: str | os.PathLike, out: str | os
         root = xml_root(data)
     except UserError as e:
         raise UserError(f"{score}: {e}") from None
-    # the session names the score by the hash of its file, as `replay` checks it
-    if hashlib.sha256(read_bytes(score, "score", MAX_SCORE_BYTES)).hexdigest() != header["score_sha256"]:
-        raise UserError(
-            f"{session} was recorded on {header['score']}, and {score} is not that file as it was then"
-            " (its sha256 differs)"
-        )
+    from bridge.session import check_score
+
+    check_score(session, header, score)  # the session names its score by the file's hash, as `replay` checks it
     if Path(out).resolve() == Path(score).resolve():
         raise UserError(f"--out is the score itself ({score}): give the annotated copy another name")
     elements = note_elements(score, root)

@@ -26,24 +26,17 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import hashlib
     import signal
     import threading
 
-    from bridge.errors import UserError
-    from bridge.musicxml import MAX_SCORE_BYTES, load_score
-    from bridge.session import check_session, session_events
-    from bridge.userfiles import read_bytes
+    from bridge.musicxml import load_score
+    from bridge.session import check_score, check_session, session_events
     from bridge.web import open_page, plan_of
     from bridge.web.server import PAGE_TYPES
 
     header, _, n_out = check_session(args.session)  # a bad line is one message before anything starts
     score_path = args.score or header["score"]
-    if hashlib.sha256(read_bytes(score_path, "score", MAX_SCORE_BYTES)).hexdigest() != header["score_sha256"]:
-        raise UserError(
-            f"{args.session} was recorded on {header['score']}, and {score_path} is not that file as it was then"
-            " (its sha256 differs)"
-        )
+    check_score(args.session, header, score_path)
     score = load_score(score_path)
     events = [ev for _, ev in session_events(args.session, "out") if ev.get("type") in PAGE_TYPES]
     suggested = None
