@@ -113,6 +113,12 @@ class FollowerParams:
     # notes cannot tell the two places apart: confidence no more than this (below the
     # engine's confidence_low line)
     twin_confidence: float = 0.3
+    # where a search looks back and ahead from: the last place the follower was sure of
+    # (this confident on this many events in a row), not wherever a guess left it: in a
+    # cadenza or a passage played off the page the guesses wander, and the player is
+    # still near where they left the score
+    anchor_confidence: float = 0.9
+    anchor_events: int = 4
     tempo_rate: float = 0.2
     tempo_window_s: float = 4.0  # entries older than this (or before a pause or jump) are not used
 
@@ -327,6 +333,8 @@ class Follower:
         self.reloc_weighed = 0  # ... and since it started (a pause mid-search restarts it)
         self.reloc_paused = False  # the search was woken by a pause
         self.since_jump: int | None = None  # events entered since the search moved the player
+        self.anchor = 0  # the last event the follower was sure of
+        self.sure_run = 0  # events entered in a row with a sure place
         self.history: list[tuple[int, float, float | None, float]] = []
         self.local.reset(self._start_prior(), 0)
 
@@ -344,8 +352,8 @@ class Follower:
         behind (the nearer the likelier, which also breaks ties between identical
         passages), at the top, or a little ahead; bar starts are favoured. "Here" is
         ``here_from``'s belief: the band's, or a search already under way."""
-        m, p, loc = self.m, self.p, self.local
-        cur_q = m.q[loc.pos]
+        m, p = self.m, self.p
+        cur_q = m.q[self.anchor]
 
         def norm(w: np.ndarray) -> np.ndarray:
             return w / max(w.sum(), 1e-300)
@@ -408,10 +416,15 @@ class Follower:
             self._update_tempo()
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
+        confidence = self._confidence(pos)
+        if entered:
+            self.sure_run = self.sure_run + 1 if confidence >= p.anchor_confidence else 0
+            if self.sure_run >= p.anchor_events:
+                self.anchor = pos
         return FollowerStep(
             event=pos,
             entered=entered,
-            confidence=self._confidence(pos),
+            confidence=confidence,
             sec_per_quarter=self.spq,
             jumped_from=jumped_from,
             reference_q=self.local.ref_q,
@@ -468,6 +481,7 @@ class Follower:
         prior = np.zeros(self.m.n)
         prior[event : event + 3] = (1.0, 0.3, 0.1)[: self.m.n - event]
         self.local.reset(prior, event)
+        self.anchor = event
         self.last_t = None
         self.reloc_left = 0
         self.history = []
@@ -515,6 +529,7 @@ class Follower:
         self.history = []
         self.entries = []
         self.since_jump = 0
+        self.sure_run = 0
 
     def _update_tempo(self) -> None:
         """Beat length over the last half quarter or more of entered events: fast runs

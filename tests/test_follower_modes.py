@@ -2,6 +2,8 @@
 a voice played alone that also sounds later under other voices (a fugue's subject),
 slow notes where every gap looks like a pause, and notes that fit two places."""
 
+import dataclasses
+
 import music21 as m21
 import pytest
 from helpers import notes_to_recover, position_ok, run, verdicts
@@ -118,3 +120,41 @@ def test_notes_that_fit_two_places_do_not_give_a_confident_wrong_place(twice):
     wrong = [v.position.confidence for (_, v), good in zip(after, ok) if not good]
     assert all(c < 0.4 for c in wrong)
     assert not wrong or any(isinstance(o, Status) and o.state == "confidence_low" and o.t >= jump_t for o in out)
+
+
+TRILL = [[72, 0.5], [74, 0.5]] * 8  # two bars of a measured trill
+
+
+@pytest.fixture(scope="module")
+def cadenza(tmp_path_factory):
+    """Free bars, arpeggios, the trill (bars 5-6), free bars, a written cadenza (bar 15),
+    the same trill again (bars 16-17), free bars."""
+    arpeggios = [[p + s, 0.5] for s in (-2, 3) for p in (60, 64, 67, 72, 62, 65, 69, 74)]
+    run = [[p, 0.5] for p in (84, 83, 81, 79, 77, 76, 74, 72)]
+    events = [p for bar in FREE[:2] for p in bar] + arpeggios + TRILL
+    events += [p + s for s in (-12, 5) for bar in FREE for p in bar] + run + TRILL
+    events += [p - 5 for bar in FREE for p in bar]
+    score = write(tmp_path_factory, "cadenza", events)
+    return score, simulate.render(score, seed=5, bpm=100.0, rubato=0.0)
+
+
+def test_after_a_cadenza_played_off_the_page_the_player_is_looked_for_where_they_left(cadenza):
+    """The player plays their own cadenza instead of bar 15: four notes that open the
+    piece (the search guesses a restart, unsure) and three keys the score never asks for,
+    then the trill of bars 16-17. The trill also stands in bars 5-6, near the guess; the
+    search must look back and ahead from bar 14, the last place the follower was sure
+    of, not from where its guesses wandered (before: it took bars 5-6 and held them
+    until bar 18, 17 notes placed wrong; Beethoven's op. 31/1 II did that for 20 s)."""
+    score, base = cadenza
+    cad = [p for p in base if 56.0 <= score.notes[p.note].onset_q < 60.0]
+    t0, t1 = cad[0].t, cad[-1].t + 0.3
+    own = [72, 71, 69, 67, 61, 63, 66]
+    step = 1.6 * (t1 - t0) / len(own)
+    played = [p for p in base if p.t < t0]
+    played += [simulate.PlayedNote(t0 + i * step, k, 70, 0.1, None, "extra") for i, k in enumerate(own)]
+    shift = played[-1].t + 0.3 - t1
+    played += [dataclasses.replace(p, t=p.t + shift) for p in base if p.t > cad[-1].t]
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Jump) and o.to.measure in (5, 6)]
+    ok = position_ok(score, played, verdicts(out), after_t=t0)
+    assert ok.count(False) <= 8
