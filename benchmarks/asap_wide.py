@@ -17,53 +17,22 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bridge.asap import (  # noqa: E402 - the repository's bridge package, run from a checkout
+    ALIGN_SUFFIX,
+    Source,
+    piece_key,
+    read_exclusions,
+    select,
+)
+
 SHARED = ROOT.parent / "shared"
-ALIGN_SUFFIX = "_note_alignments/note_alignment.tsv"
-# score folders that are another version of the same music (repeats taken or not, a trio left out)
-VERSION = re.compile(r"_(no_repeat|repeat|no_2_repeat|no_first_repeat|extra_repeat|no_trio)$")
-
-
-def piece_key(folder: str) -> str:
-    """The piece a score folder holds: its versions (repeats or not) share one key."""
-    key, prev = folder.strip("/"), None
-    while key != prev:  # a version of a version ('..._repeat_no_repeat') is the piece too
-        key, prev = VERSION.sub("", key), key
-    return key
-
-
-def read_exclusions(path: Path) -> set[str]:
-    """Score folders of the exclusion list (comments and blank lines skipped)."""
-    lines = (ln.strip() for ln in path.read_text().splitlines())
-    return {ln.strip("/") for ln in lines if ln and not ln.startswith("#")}
-
-
-def is_excluded(folder: str, excluded: set[str]) -> bool:
-    """True for a listed folder, anything under one, and any version of a listed piece."""
-    folder = folder.strip("/")
-    keys = {piece_key(x) for x in excluded}
-    return piece_key(folder) in keys or any(folder == x or folder.startswith(x + "/") for x in excluded)
-
-
-def aligned_performances(paths: Iterable[str]) -> dict[str, list[str]]:
-    """Score folder -> sorted performance names that have a note alignment."""
-    out: dict[str, list[str]] = {}
-    for p in paths:
-        if p.endswith(ALIGN_SUFFIX):
-            folder, perf = p[: -len(ALIGN_SUFFIX)].rsplit("/", 1)
-            out.setdefault(folder, []).append(perf)
-    return {f: sorted(v) for f, v in sorted(out.items())}
-
-
-def select(paths: Iterable[str], excluded: set[str]) -> dict[str, list[str]]:
-    """The aligned performances of every score folder the exclusion list allows."""
-    return {f: v for f, v in aligned_performances(paths).items() if not is_excluded(f, excluded)}
 
 
 def flat_name(folder: str) -> str:
@@ -83,29 +52,6 @@ def tuned_pieces(nasap_dev: Path, folders: Iterable[str]) -> set[str]:
     """Piece keys of the folders nasap-dev holds (tuned on already: never validation)."""
     names = {p.name for p in nasap_dev.iterdir()} if nasap_dev.is_dir() else set()
     return {piece_key(f) for f in folders if flat_name(f) in names}
-
-
-class Source:
-    """Files of the dataset from a work tree or from a git directory (HEAD)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.git = not (path / "metadata.csv").is_file()
-
-    def listing(self) -> Iterator[str]:
-        if self.git:
-            cmd = ["git", f"--git-dir={self.path}", "ls-tree", "-r", "--name-only", "HEAD"]
-            yield from subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
-        else:
-            yield from (str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
-
-    def read(self, rel: str) -> bytes | None:
-        """The file's bytes, or None where the snapshot lists it without its content (the
-        fetched mirror leaves out its largest files)."""
-        if self.git:
-            p = subprocess.run(["git", f"--git-dir={self.path}", "show", f"HEAD:{rel}"], capture_output=True)
-            return p.stdout if p.returncode == 0 else None
-        return (self.path / rel).read_bytes() if (self.path / rel).is_file() else None
 
 
 def build(src: Source, out: Path, excluded: set[str], nasap_dev: Path, per_piece: int) -> dict[str, list[str]]:
