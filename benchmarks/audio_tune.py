@@ -1,0 +1,110 @@
+"""Choose the audio detector's thresholds on pieces kept out of its training.
+
+    python benchmarks/audio_tune.py [--data /work/asap-wide] [--soundfont SF2]
+        [--grid expected=0.3,0.4 other=0.5,0.6 ...]
+
+Runs eval_follow.py's own scenarios, rendering and metrics in-process on the HELD_OUT
+pieces of bridge/audio/train.py (allowed (n)ASAP pieces, never nasap-dev, never in the
+detector's training): each piece and scenario is rendered and put through the network
+once, then every threshold setting of the grid replays the detection and the follower on
+those network outputs. TimGM6mb is never used here (it is the unseen sound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import random
+import sys
+import tempfile
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+TOOL = ROOT.parent / "shared" / "tools" / "eval_follow.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("eval_follow", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main() -> int:
+    from bridge.audio.detector import MODEL, Network, NoteDetector, Thresholds
+    from bridge.audio.features import Spectrogram
+    from bridge.audio.files import read_audio
+    from bridge.audio.train import HELD_OUT
+    from bridge.events import NoteVerdict
+    from bridge.musicxml import load_score
+    from bridge.replay import apply, new_engine
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/work/asap-wide")
+    ap.add_argument("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    ap.add_argument("--limit", type=int, default=0, help="the first N held-out pieces only")
+    ap.add_argument("--scenarios", default="clean,sub10")
+    ap.add_argument("--snr-db", type=float)
+    ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--grid", nargs="*", default=[], help="FIELD=V1,V2 ... (fields of Thresholds)")
+    a = ap.parse_args()
+    ef = load_tool()
+    ef.AUDIO, ef.SNR_DB = a.soundfont, a.snr_db
+    net = Network(a.model)
+    grid = {k: [float(v) for v in vs.split(",")] for k, vs in (g.split("=") for g in a.grid)}
+    settings = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in HELD_OUT[: a.limit or None]:
+            piece = next(p for p in (Path(a.data) / s / name for s in ("tune", "val")) if p.is_dir())
+            score_path = str(piece / "score.musicxml")
+            full, base = ef.score_onsets(score_path)
+            notes0, ccs0 = ef.load_performance(str(piece))
+            score = load_score(score_path)
+            for s in a.scenarios.split(","):
+                rng = random.Random(f"0-{name}-{s}")
+                notes, ccs, jump_t, dropped = ef.perturb(notes0, ccs0, full, s, rng)
+                midi = str(Path(tmp) / f"{s}.mid")
+                ef.write_midi(notes, ccs, midi)
+                wav = ef.performance_input(midi, rng.randrange(1 << 30))
+                x, _ = read_audio(wav)
+                probe = NoteDetector(net)
+                probe.push(Spectrogram().push(x))
+                cases.append((name, s, score, notes, full, base, jump_t, dropped, list(probe._rows)))
+                print(f"{name} {s}: {len(probe._rows)} frames", file=sys.stderr, flush=True)
+    for setting in settings:
+        th = Thresholds(**setting)
+        agg: dict[str, list[float]] = {}
+        for _name, s, score, notes, full, base, jump_t, dropped, rows in cases:
+            engine = new_engine(score, False)
+            det = NoteDetector(net, th)
+            det._rows = deque(rows)
+            events = []
+            while det.ready() or det.sounding:
+                evs = det.decide(engine.expected_pitches()) if det.ready() else det.flush()
+                for ev in evs:
+                    engine, outs = apply(engine, ev)
+                    for o in outs:
+                        if isinstance(o, NoteVerdict):
+                            o.detected_t = det.decided.get((o.t, o.pitch))
+                        events.append(o.to_dict())
+            events += [o.to_dict() for o in engine.finish()]
+            r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
+            r.update(ef.audio_metrics(notes, events, paired))
+            for k, v in r.items():
+                agg.setdefault(f"{s}.{k}", []).append(float(v))
+        keys = ("pos1q", "match", "note_recall", "ghost", "ghost_flags", "false_flag", "err_p", "err_r", "delay_ms_p50")
+        line = " ".join(
+            f"{s}.{k}={np.mean(agg[f'{s}.{k}']):.3f}" for s in a.scenarios.split(",") for k in keys if f"{s}.{k}" in agg
+        )
+        print(f"{setting} {line}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Key presses and releases from audio frames, causally, with the shipped network.
+
+The network (model/audio.onnx, trained by `pianobridge train audio`) gives per-key onset,
+sounding and velocity estimates for each frame once it has seen LOOKAHEAD frames after
+it. ``NoteDetector`` turns them into the engine's ``NoteOn``/``NoteOff`` input events
+frame by frame, each with the audio time at which it was decided (``decided``).
+
+Score-informed: ``decide`` takes the pitches the follower expects next. An expected key
+needs less onset evidence than an unexpected one, and an unexpected key an octave, a
+twelfth or two octaves above a sounding key (where its harmonics are) needs more: a
+clearly struck wrong note still comes out as a wrong note.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bridge.audio.features import HOP, N_MELS, SR, frame_time
+from bridge.errors import UserError
+from bridge.events import NoteOff, NoteOn
+
+LOWEST, KEYS = 21, 88
+CONTEXT = 12  # frames the network's valid convolutions eat in time (9 before a frame, the frame, LOOKAHEAD)
+LOOKAHEAD = 3  # frames after a frame the network sees before it decides on it (35 ms)
+MODEL = Path(__file__).resolve().parents[2] / "model" / "audio.onnx"
+HARMONICS = (12, 19, 24)  # semitones from a sounding key to its 2nd, 3rd and 4th harmonic
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Onset probabilities a key must reach: ``expected`` for keys the follower expects,
+    ``other`` for the rest, ``harmonic`` for unexpected keys where a sounding note's
+    harmonics lie; ``release`` the sounding probability below which a key is up."""
+
+    expected: float = 0.2
+    other: float = 0.6
+    harmonic: float = 0.85
+    release: float = 0.4
+
+
+class Network:
+    """The ONNX network: log-mel frames in, per-key probabilities out (no torch needed)."""
+
+    def __init__(self, path: str | os.PathLike = MODEL, threads: int = 1):
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise UserError(f"audio model not found: {path} (`pianobridge train audio` writes it)")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
+            raise UserError(f"not a usable audio model: {path} ({type(e).__name__})") from None
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n + CONTEXT, N_MELS) frames -> onset, sounding, velocity (n, 88) for the frames
+        CONTEXT - LOOKAHEAD .. n + CONTEXT - LOOKAHEAD - 1 of the input."""
+        logits = self.session.run(None, {"frames": frames[None].astype(np.float32)})[0][0]
+        p = 1 / (1 + np.exp(-logits))
+        return p[:, :KEYS], p[:, KEYS : 2 * KEYS], p[:, 2 * KEYS :]
+
+
+class NoteDetector:
+    """Frames in (in order, any number at a time), network outputs queued per frame;
+    ``decide`` turns the next frame's outputs into note events."""
+
+    CHUNK = 2048  # frames per network call when many are waiting (a file)
+
+    def __init__(self, network: Network, thresholds: Thresholds = Thresholds()):
+        self.net, self.th = network, thresholds
+        self._ctx = np.zeros((0, N_MELS), np.float32)  # frames kept for the next call's context
+        self._rows: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self._next = 0  # index of the next frame to decide
+        self._pushed = 0  # frames pushed so far
+        self.sounding: dict[int, float] = {}  # pitch -> onset time, keys down now
+        self._armed = np.ones(KEYS, bool)
+        self._low = np.zeros(KEYS, int)  # consecutive frames under the release threshold
+        self.decided: dict[tuple[float, int], float] = {}  # (onset t, pitch) -> when decided
+
+    def push(self, frames: np.ndarray) -> None:
+        """Run the network over new frames; their outputs wait for ``decide``."""
+        if not len(frames):
+            return
+        if self._pushed == 0:  # silence before the start stands in for the missing past
+            self._ctx = np.full((CONTEXT - LOOKAHEAD, N_MELS), frames[0].min(), np.float32)
+        buf = np.concatenate([self._ctx, frames])
+        self._pushed += len(frames)
+        for s in range(0, max(len(buf) - CONTEXT, 0), self.CHUNK):
+            on, fr, ve = self.net(buf[s : s + self.CHUNK + CONTEXT])
+            self._rows.extend(zip(on, fr, ve, strict=True))
+        self._ctx = buf[-CONTEXT:] if len(buf) > CONTEXT else buf
+
+    def ready(self) -> int:
+        """Frames whose outputs are waiting for ``decide``."""
+        return len(self._rows)
+
+    def decide(self, expected: Collection[int] = ()) -> list[NoteOn | NoteOff]:
+        """The events of the next waiting frame, given the pitches the follower expects."""
+        on, fr, ve = self._rows.popleft()
+        j = self._next
+        self._next += 1
+        t_frame = float(frame_time(j))
+        decided_at = float(frame_time(j + LOOKAHEAD))
+        harmonic = np.zeros(KEYS, bool)
+        for p in self.sounding:
+            for h in HARMONICS:
+                if p + h - LOWEST < KEYS:
+                    harmonic[p + h - LOWEST] = True
+        wanted = np.zeros(KEYS, bool)
+        for p in expected:
+            if 0 <= p - LOWEST < KEYS:
+                wanted[p - LOWEST] = True
+        low = fr < self.th.release
+        self._low = np.where(low, self._low + 1, 0)
+        hits = []
+        for k in np.nonzero((on >= min(self.th.expected, self.th.other)) & self._armed)[0]:  # low keys first
+            need = self.th.expected if wanted[k] else self.th.harmonic if harmonic[k] else self.th.other
+            if on[k] >= need:
+                hits.append(k)
+                for h in HARMONICS:  # a key struck now puts its harmonics under suspicion at once
+                    if k + h < KEYS:
+                        harmonic[k + h] = True
+        self._armed = np.where(on < 0.5 * np.where(wanted, self.th.expected, self.th.other), True, self._armed)
+        self._armed[hits] = False
+        t_on = round(t_frame - HOP / SR / 2, 4)  # the onset lies in the last hop of this frame's window
+        out: list[NoteOn | NoteOff] = []
+        for k in hits:  # a key struck again ends its sounding note first
+            p = int(k) + LOWEST
+            if self.sounding.pop(p, None) is not None:
+                out.append(NoteOff(t_on, p))
+        for k in hits:
+            p = int(k) + LOWEST
+            out.append(NoteOn(t_on, p, int(np.clip(round(float(ve[k]) * 127), 1, 127))))
+            self.sounding[p] = t_on
+            self.decided[(t_on, p)] = round(decided_at, 4)
+        for p in [p for p in self.sounding if self._low[p - LOWEST] >= 2 and self.sounding[p] < t_on]:
+            del self.sounding[p]
+            out.append(NoteOff(round(t_frame, 4), p))
+        return out
+
+    def flush(self) -> list[NoteOff]:
+        """Keys still sounding at the end of the audio."""
+        t = float(frame_time(self._next)) if self._next else 0.0
+        out = [NoteOff(t, p) for p in sorted(self.sounding)]
+        self.sounding.clear()
+        return out

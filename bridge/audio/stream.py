@@ -1,0 +1,65 @@
+"""Audio blocks in, the engine's input events out, causally and interleaved with the engine.
+
+``detect`` is the one path from samples to events for files and live input: blocks go
+through the streaming spectrogram and the network, and each frame's decision is taken with
+the pitches the engine expects at that moment, so the events that came before it have
+been followed already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator
+
+import numpy as np
+
+from bridge.audio.detector import NoteDetector
+from bridge.audio.features import Spectrogram
+from bridge.events import NoteOff, NoteOn
+
+BLOCK = 4096  # samples a file is cut into (186 ms): any size gives the same events
+
+
+def detect(
+    blocks: Iterable[np.ndarray],
+    detector: NoteDetector,
+    expected: Callable[[], Collection[int]] = set,
+    spectrogram: Spectrogram | None = None,
+    finish: bool = True,
+) -> Iterator[NoteOn | NoteOff]:
+    """Note events from mono blocks at SR, in time order. ``expected`` is asked before
+    each frame's decision; ``finish`` releases the keys still sounding at the end."""
+    spec = spectrogram or Spectrogram()
+    for block in blocks:
+        detector.push(spec.push(block))
+        while detector.ready():
+            yield from detector.decide(expected())
+    if finish:
+        yield from detector.flush()
+
+
+def blocks_of(samples: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:
+    """A signal as consecutive blocks (as a device would deliver it)."""
+    for s in range(0, len(samples), size):
+        yield samples[s : s + size]
+
+
+class FileDetection:
+    """An audio file as the engine's input: read (UserError for a bad file), then
+    detected frame by frame as the engine follows."""
+
+    def __init__(self, path: str, network_path: str | None = None):
+        from bridge.audio.detector import MODEL, Network
+        from bridge.audio.files import read_audio
+
+        self.samples, self.warnings = read_audio(path)
+        self.detector = NoteDetector(Network(network_path or MODEL))
+        self.notes = 0
+
+    def events(self, expected: Callable[[], Collection[int]]) -> Iterator[NoteOn | NoteOff]:
+        for ev in detect([self.samples], self.detector, expected):
+            self.notes += isinstance(ev, NoteOn)
+            yield ev
+
+    def decided(self, t: float, pitch: int) -> float | None:
+        """When the detector decided on the note struck at ``t`` (audio time)."""
+        return self.detector.decided.pop((t, pitch), None)

@@ -1,0 +1,272 @@
+"""`pianobridge train audio`: render (n)ASAP performances to audio and train the note
+detector (needs torch; the shipped model is ONNX and runs without it).
+
+Data: every performance under the given folders (laid out as benchmarks/asap_wide.py
+writes them) except nasap-dev's pieces and their versions (what the follower is measured
+on) and the HELD_OUT pieces (kept for choosing thresholds). Each performance is rendered
+once with one of the TRAIN_SOUNDFONTS (alternating), cut into 30 s segments, three
+quarters of them put through a random room and microphone (`render.room`). TimGM6mb is
+never used in training or tuning: it is the unseen piano sound the figures report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bridge.audio.detector import CONTEXT, KEYS, LOOKAHEAD, LOWEST
+from bridge.audio.render import render_piece
+from bridge.errors import UserError
+
+TRAIN_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General.sf3")
+HELD_OUT = (  # allowed pieces kept out of training to choose the detector's thresholds on
+    "Bach_Fugue_bwv_857",
+    "Beethoven_Piano_Sonatas_21-1",
+    "Chopin_Etudes_op_10_4",
+    "Liszt_Transcendental_Etudes_4",
+    "Haydn_Keyboard_Sonatas_39-1",
+    "Schubert_Impromptu_op.90_D.899_3",
+)
+VERSION = re.compile(r"_(no_repeat|repeat|no_2_repeat|no_first_repeat|extra_repeat|no_trio)$")
+FIRST = 49  # pieces in list order before the shuffled rest (see train_command)
+
+
+def _key(name: str) -> str:
+    key, prev = name, None
+    while key != prev:
+        key, prev = VERSION.sub("", key), key
+    return key
+
+
+def training_pieces(folders: list[Path], nasap_dev: Path) -> list[Path]:
+    """Piece folders to train on: not a version of a nasap-dev piece, not HELD_OUT."""
+    banned = {_key(p.name) for p in nasap_dev.iterdir()} | {_key(n) for n in HELD_OUT}
+    out = []
+    for f in folders:
+        for p in sorted(f.iterdir()):
+            if (p / "performance.mid").is_file() and _key(p.name) not in banned:
+                out.append(p)
+    return out
+
+
+def build_data(pieces: list[Path], out: Path, workers: int = 2) -> None:
+    """Render and featurise every piece into ``out`` (skipping ones already there); the
+    soundfont alternates along ``pieces``."""
+    from rich.progress import track
+
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, p in enumerate(pieces):
+        prefix = out / p.name
+        if not any(out.glob(p.name + "-*.npz")):
+            jobs.append((str(p / "performance.mid"), TRAIN_SOUNDFONTS[i % len(TRAIN_SOUNDFONTS)], i, str(prefix)))
+    with ProcessPoolExecutor(workers) as ex:
+        futs = [ex.submit(render_piece, *j) for j in jobs]
+        for f in track(futs, description="rendering"):
+            f.result()
+
+
+STACK = (-12, 0, 12, 19, 24, 28, 31, 34, 36)  # semitones of harmonics 1/2, 1, 2, ..., 8 above a key
+
+
+def semitone_matrix() -> np.ndarray:
+    """(pitches, N_MELS) linear interpolation of the log-mel frames at the semitones from
+    12 below A0 to 36 above C8 (0 above the top mel band): the network's log-frequency
+    view, where every key's harmonics lie at the same offsets."""
+    import librosa
+
+    from bridge.audio.features import FMAX, FMIN, N_MELS
+
+    centres = librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+    pitches = np.arange(LOWEST + min(STACK), LOWEST + KEYS + max(STACK))
+    w = np.zeros((len(pitches), N_MELS), np.float32)
+    for r, m in enumerate(pitches):
+        f = 440.0 * 2 ** ((m - 69) / 12)
+        if f > centres[-1]:
+            continue
+        k = int(np.clip(np.searchsorted(centres, f) - 1, 0, N_MELS - 2))
+        a = float(np.clip((f - centres[k]) / (centres[k + 1] - centres[k]), 0, 1))
+        w[r, k], w[r, k + 1] = 1 - a, a
+    return w
+
+
+def network(channels: int = 32):
+    """Log-mel frames (batch, time, 229) -> per-key onset and sounding logits and onset
+    velocity (batch, time - CONTEXT, 3 * 88). The frames are read at semitones and
+    stacked by harmonic, so one set of small convolutions serves every key (a key's
+    pattern is the same shifted); a learned per-key bias adds what differs. Valid
+    convolutions in time only: output i sees input frames i .. i + CONTEXT and stands for
+    frame i + CONTEXT - LOOKAHEAD."""
+    import torch
+    from torch import nn
+
+    c = channels
+
+    def block(cin, cout, k, dil=1):
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, k, padding=(0, k[1] // 2), dilation=(dil, 1)), nn.BatchNorm2d(cout), nn.ReLU()
+        )
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("semitones", torch.from_numpy(semitone_matrix()))
+            idx = np.array([[k - min(STACK) + h for k in range(KEYS)] for h in STACK])
+            self.register_buffer("stack", torch.from_numpy(idx.reshape(-1)))
+            self.register_buffer("key", torch.linspace(-1, 1, KEYS).reshape(1, 1, 1, KEYS))
+            self.norm = nn.BatchNorm2d(len(STACK))
+            self.body = nn.Sequential(
+                block(len(STACK) + 1, c, (3, 5)),
+                block(c, c, (3, 3)),
+                block(c, c, (3, 1)),
+                block(c, c, (3, 1), dil=2),
+                block(c, c, (3, 1)),
+            )
+            self.head = nn.Conv2d(c, 3, 1)
+            self.bias = nn.Parameter(torch.zeros(1, 3, 1, KEYS))
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            s = torch.matmul(x, self.semitones.t())  # (b, t, pitches)
+            h = s[:, :, self.stack].reshape(b, t, len(STACK), KEYS).permute(0, 2, 1, 3)
+            h = torch.cat([self.norm(h), self.key.expand(b, 1, t, KEYS)], dim=1)
+            o = self.head(self.body(h)) + self.bias  # (b, 3, t - CONTEXT, keys)
+            return o.permute(0, 2, 1, 3).reshape(b, o.shape[2], 3 * KEYS)
+
+    return Net()
+
+
+class Windows:
+    """Random training windows over the rendered segments, held in memory."""
+
+    def __init__(self, files: list[Path], length: int, rng: np.random.Generator):
+        self.x, self.y = [], []
+        for f in files:
+            d = np.load(f)
+            if len(d["x"]) > length + CONTEXT:
+                self.x.append(d["x"])
+                self.y.append(np.concatenate([d["onset"], d["frame"], d["vel"]], axis=1))
+        self.length, self.rng = length, rng
+        self.sizes = np.array([len(a) for a in self.x], float)
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.rng.choice(len(self.x), n, p=self.sizes / self.sizes.sum())
+        xs, ys = [], []
+        for i in idx:
+            s = self.rng.integers(0, len(self.x[i]) - self.length - CONTEXT)
+            xs.append(self.x[i][s : s + self.length + CONTEXT].astype(np.float32))
+            off = s + CONTEXT - LOOKAHEAD
+            ys.append(self.y[i][off : off + self.length])
+        return np.stack(xs), np.stack(ys)
+
+
+def train(data: Path, out: Path, minutes: float, seed: int = 0, log=print, resume: Path | None = None) -> None:
+    """Train on the segments in ``data`` for ``minutes`` and write the ONNX model; the
+    torch weights go to ``data``/checkpoint.pt as it goes (``resume`` starts from such a
+    file: a run may continue another)."""
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    torch.set_num_threads(int(os.environ.get("PIANOBRIDGE_THREADS", "1")))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    files = sorted(data.glob("*.npz"))
+    if not files:
+        raise UserError(f"no training segments in {data}")
+    val_files = files[::25]
+    train_files = [f for f in files if f not in set(val_files)]
+    tr = Windows(train_files, 128, rng)
+    va = Windows(val_files, 256, np.random.default_rng(1))
+    vx, vy = va.batch(32)
+    net = network()
+    if resume is not None:
+        net.load_state_dict(torch.load(resume))
+    lr = 3e-3 if resume is None else 1e-3
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    deadline = time.time() + minutes * 60
+    step = 0
+    progress = Progress(TextColumn("training"), BarColumn(), TextColumn("{task.fields[msg]}"), TimeRemainingColumn())
+    bar = progress.add_task("train", total=minutes * 60, msg="")
+    progress.start()
+
+    def losses(x, y):
+        o = net(torch.from_numpy(x))
+        y = torch.from_numpy(y.astype(np.float32))
+        on, fr, ve = o[..., :KEYS], o[..., KEYS : 2 * KEYS], o[..., 2 * KEYS :]
+        yo, yf, yv = y[..., :KEYS], y[..., KEYS : 2 * KEYS], y[..., 2 * KEYS :] / 127.0
+        l_on = bce(on, yo, pos_weight=torch.tensor(2.0))
+        l_fr = bce(fr, yf)
+        l_ve = ((torch.sigmoid(ve) - yv) ** 2 * yo).sum() / yo.sum().clamp(min=1)
+        return l_on, l_fr, l_ve
+
+    while time.time() < deadline:
+        frac = 1 - (deadline - time.time()) / (minutes * 60)
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+        net.train()
+        x, y = tr.batch(16)
+        l_on, l_fr, l_ve = losses(x, y)
+        loss = l_on + l_fr + l_ve
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        progress.update(bar, completed=minutes * 60 - (deadline - time.time()))
+        if step % 100 == 0:
+            net.eval()
+            with torch.no_grad():
+                v = [float(a) for a in losses(vx, vy)]
+            progress.update(bar, msg=f"step {step} onset {v[0]:.4f} frame {v[1]:.4f}")
+            log(f"step {step} train {float(loss):.4f} val onset {v[0]:.4f} frame {v[1]:.4f} velocity {v[2]:.4f}")
+            torch.save(net.state_dict(), data / "checkpoint.pt")
+    progress.stop()
+    net.eval()
+    torch.save(net.state_dict(), data / "checkpoint.pt")
+    export(net, out)
+    log(f"{step} steps; wrote {out}")
+
+
+def export(net, out: Path) -> None:
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 64, 229)
+    torch.onnx.export(
+        net,
+        (dummy,),
+        str(out),
+        input_names=["frames"],
+        output_names=["logits"],
+        dynamic_axes={"frames": {1: "time"}, "logits": {1: "time"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """CLI entry: `pianobridge train audio ASAP_WIDE [--out model/audio.onnx]`."""
+    root = Path(args.pig)
+    folders = [root / s for s in ("tune", "val") if (root / s).is_dir()] or [root]
+    nasap_dev = Path(args.nasap_dev)
+    if not nasap_dev.is_dir():
+        raise UserError(f"nasap-dev folder not found: {nasap_dev} (its pieces are kept out of training)")
+    pieces = training_pieces(folders, nasap_dev)
+    # the first 49 (Bach and Beethoven) were rendered first; then a seeded shuffle of the rest for variety
+    rest = pieces[FIRST:]
+    np.random.default_rng(0).shuffle(rest)
+    pieces = (pieces[:FIRST] + rest)[: args.pieces or None]
+    if not pieces:
+        raise UserError(f"no performances to train on under {root}")
+    cache = Path(args.cache)
+    print(f"pianobridge: {len(pieces)} performances -> {cache}")
+    build_data(pieces, cache)
+    out = Path(args.out or Path(__file__).resolve().parents[2] / "model" / "audio.onnx")
+    train(cache, out, args.minutes, args.seed, resume=Path(args.resume) if args.resume else None)
+    return 0

@@ -1,0 +1,206 @@
+"""Audio input: features, the shipped detector, `follow` on audio files, bad files, replay."""
+
+import json
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import bundled, cli, performance
+
+from bridge.audio.detector import MODEL, Network, NoteDetector
+from bridge.audio.features import HOP, SR, Spectrogram, log_mel, mel_basis
+from bridge.audio.files import read_audio
+from bridge.audio.stream import blocks_of, detect
+from bridge.errors import UserError
+from bridge.events import NoteOff, NoteOn
+from bridge.midifile import read_performance
+
+FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+needs_synth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+
+
+def render(midi, soundfont, out, rate=22050):
+    """The yardstick's rendering: fluidsynth, gain 0.7, stereo as written."""
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", "-g", "0.7", "-r", str(rate), "-F", str(out), soundfont, str(midi)], check=True
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def sonatina_wav(tmp_path_factory):
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed")
+    return render(performance("sonatina"), FLUIDR3, tmp_path_factory.mktemp("audio") / "sonatina.wav")
+
+
+def notes_of(path):
+    return [(e.t, e.pitch) for e in read_performance(path) if isinstance(e, NoteOn) and e.velocity]
+
+
+def paired(truth, events, tol=0.06):
+    """Share of performed notes with a detected onset of their pitch within ``tol`` s."""
+    found = 0
+    for t, p in truth:
+        found += any(abs(e["t"] - t) <= tol and e["pitch"] == p for e in events)
+    return found / len(truth)
+
+
+def test_streaming_frames_equal_whole_signal():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(SR * 2) * 0.1).astype(np.float32)
+    whole = log_mel(x, mel_basis())
+    spec = Spectrogram()
+    parts = np.concatenate([spec.push(x[s : s + 333]) for s in range(0, len(x), 333)])
+    assert len(parts) == len(whole) == 1 + (len(x) - 2048) // HOP
+    np.testing.assert_allclose(parts, whole, atol=1e-4)
+
+
+def test_detection_is_the_same_in_any_block_size(sonatina_wav):
+    x, _ = read_audio(sonatina_wav)
+    net = Network(MODEL)
+    big = list(detect([x], NoteDetector(net)))
+    small = list(detect(blocks_of(x, 256), NoteDetector(net)))
+    assert len(big) > 50
+    assert [(type(e), e.t, e.pitch) for e in big] == [(type(e), e.t, e.pitch) for e in small]
+    ons = [e for e in big if isinstance(e, NoteOn)]
+    offs = [e for e in big if isinstance(e, NoteOff)]
+    assert len(offs) == len(ons)  # every detected key comes up again
+    assert all(a.t <= b.t for a, b in zip(big, big[1:], strict=False))  # causal order
+
+
+def test_follow_wav_finds_the_notes_and_says_when_it_decided(sonatina_wav, tmp_path):
+    out = tmp_path / "out.jsonl"
+    p = cli("follow", bundled("sonatina"), sonatina_wav, "--jsonl", out)
+    assert p.returncode == 0, p.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    notes = [e for e in events if e["type"] == "note"]
+    truth = notes_of(performance("sonatina"))
+    assert paired(truth, notes) >= 0.75  # the shipped detector: 0.80 (docs/audio.md)
+    assert sum(e["verdict"] == "correct" for e in notes) / len(notes) >= 0.75
+    delays = [e["detected_t"] - e["t"] for e in notes]
+    assert all(0 < d < 0.1 for d in delays)  # decided after the onset, within 100 ms
+
+
+@needs_synth
+def test_a_wrong_note_comes_out_wrong(tmp_path):
+    """The practice run has wrong, extra and dropped notes: from audio, the wrong ones
+    are flagged as from MIDI."""
+    wav = render(performance("sonatina_practice"), FLUIDR3, tmp_path / "practice.wav")
+    outs = {}
+    for name, perf in (("midi", performance("sonatina_practice")), ("audio", wav)):
+        out = tmp_path / f"{name}.jsonl"
+        p = cli("follow", bundled("sonatina"), perf, "--jsonl", out)
+        assert p.returncode == 0, p.stderr
+        outs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    flagged = {
+        k: {(round(e["t"], 1), e["pitch"]) for e in v if e["type"] == "note" and e["verdict"] != "correct"}
+        for k, v in outs.items()
+    }
+    assert flagged["midi"]
+    hit = sum(any(abs(t - ta) <= 0.1 and p == pa for ta, pa in flagged["audio"]) for t, p in flagged["midi"])
+    assert hit / len(flagged["midi"]) >= 0.6  # the shipped detector: 20 of 29
+    assert all(e.get("detected_t") is None for e in outs["midi"] if e["type"] == "note")
+
+
+@needs_synth
+def test_another_soundfont_and_any_rate_and_channels(tmp_path):
+    """TimGM6mb is never used in training; stereo 44.1 kHz FLAC is resampled and mixed."""
+    wav = render(performance("sonatina"), TIMGM, tmp_path / "tim.wav", rate=44100)
+    x, sr = sf.read(wav, always_2d=True)
+    assert sr == 44100 and x.shape[1] == 2
+    flac = tmp_path / "tim.flac"
+    sf.write(flac, x, sr)
+    out = tmp_path / "out.jsonl"
+    p = cli("follow", bundled("sonatina"), flac, "--jsonl", out)
+    assert p.returncode == 0, p.stderr
+    notes = [json.loads(line) for line in out.read_text().splitlines() if '"note"' in line]
+    assert paired(notes_of(performance("sonatina")), notes) >= 0.6
+
+
+def test_session_of_an_audio_follow_replays(sonatina_wav, tmp_path):
+    log = tmp_path / "s.jsonl"
+    p = cli("follow", bundled("sonatina"), sonatina_wav, "--jsonl", tmp_path / "o.jsonl", "--session", log)
+    assert p.returncode == 0, p.stderr
+    r = cli("replay", log)
+    assert r.returncode == 0, r.stderr
+    assert "reproduced" in r.stdout
+
+
+def write_wav(path, x, sr=22050):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(np.clip(x * 32767, -32768, 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("silent", "silent"),
+        ("text", "not a readable audio or MIDI file"),
+        ("empty", "not a readable audio or MIDI file"),
+        ("short", "too short"),
+        ("noise", "no piano notes heard"),
+    ],
+)
+def test_bad_audio_files_are_one_line_and_exit_2(tmp_path, kind, message):
+    f = tmp_path / f"{kind}.wav"
+    if kind == "silent":
+        write_wav(f, np.zeros(SR * 3))
+    elif kind == "text":
+        f.write_text("this is not audio\n" * 50)
+    elif kind == "empty":
+        f.write_bytes(b"")
+    elif kind == "short":
+        write_wav(f, np.full(100, 0.5))
+    else:  # steady noise, no instrument at all
+        write_wav(f, np.random.default_rng(0).standard_normal(SR * 4) * 0.05)
+    p = cli("follow", bundled("sonatina"), f, "--jsonl", tmp_path / "o.jsonl")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], p.stderr
+
+
+def test_truncated_and_clipped_files(sonatina_wav, tmp_path):
+    data = sonatina_wav.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 3])  # the header still claims the whole length
+    p = cli("follow", bundled("sonatina"), cut, "--jsonl", tmp_path / "a.jsonl")
+    assert p.returncode == 0, p.stderr  # what is there is followed
+    x, sr = sf.read(sonatina_wav)
+    loud = tmp_path / "clipped.wav"
+    sf.write(loud, np.clip(x * 20, -1, 1), sr)
+    p = cli("follow", bundled("sonatina"), loud, "--jsonl", tmp_path / "b.jsonl")
+    assert p.returncode == 0, p.stderr
+    assert "clipped" in p.stderr
+    with pytest.raises(UserError, match="not a readable"):
+        read_audio(bundled("sonatina"))
+
+
+@needs_synth
+def test_training_renders_aligned_targets_and_exports_a_usable_network(tmp_path):
+    pytest.importorskip("torch")
+    from bridge.audio.render import render_piece
+    from bridge.audio.train import train
+
+    n = render_piece(str(performance("sonatina")), FLUIDR3, 0, str(tmp_path / "sonatina"), segment_s=60.0)
+    assert n >= 4
+    first = np.load(tmp_path / "sonatina-0.npz")
+    last = ((len(first["x"]) - 1) * HOP + 2048) / SR  # the end of the segment's last frame
+    truth = [(t, p) for t, p in notes_of(performance("sonatina")) if t <= last]
+    onset_frames = np.argwhere(np.diff(np.vstack([np.zeros((1, 88)), first["onset"]]), axis=0) == 1)
+    assert len(onset_frames) == len(truth)  # one onset run per played note
+    t_first = (onset_frames[:, 0].min() * HOP + 2048) / SR  # the first onset frame ends just after the first note
+    assert 0 <= t_first - min(t for t, _ in truth) < HOP / SR + 1e-6
+    out = tmp_path / "audio.onnx"
+    train(tmp_path, out, minutes=0.05, log=lambda _line: None)
+    probs = Network(out)(first["x"][:200].astype(np.float32))
+    assert [p.shape for p in probs] == [(188, 88)] * 3

@@ -1,0 +1,180 @@
+"""The live audio path: a recording played in real time into the live bridge, a device
+that vanishes, and real audio through JACK into `pianobridge run --audio-in`."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import ROOT, bundled, performance
+from test_audio import FLUIDR3, notes_of, paired
+
+from bridge.audio.live import AudioInput, PlayedSource, detector_factory
+from bridge.events import NoteVerdict, Status
+from bridge.live import LiveBridge
+from bridge.musicxml import load_score
+from bridge.session import SessionLog
+
+pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+
+
+@pytest.fixture(scope="module")
+def sonatina(tmp_path_factory):
+    from bridge.audio.render import fluidsynth_render
+
+    return fluidsynth_render(performance("sonatina"), FLUIDR3)[: 22050 * 12]  # the first 12 s
+
+
+class Vanishing(PlayedSource):
+    """A recording whose device goes away after ``lost_after`` s and comes back."""
+
+    def __init__(self, samples, lost_after):
+        super().__init__(samples, name="usb mic")
+        self.lost_after, self.opened = lost_after, 0
+        self.t_open = time.monotonic()
+
+    def open(self, deliver, clock):
+        self.opened += 1
+        self.t_open = time.monotonic()
+        super().open(deliver, clock)
+
+    def alive(self):
+        return self.opened > 1 or time.monotonic() - self.t_open < self.lost_after
+
+
+def live_run(samples, source, tmp_path):
+    score = load_score(bundled("sonatina"))
+    out = []
+    log = SessionLog(tmp_path / "live.jsonl", str(bundled("sonatina")), {"audio_in": "test"})
+    bridge = LiveBridge(score, log=log, view=out.append, fingering=False)
+    audio = AudioInput(
+        source, bridge.submit, bridge.clock, lambda: bridge.engine.expected_pitches(), detector_factory()
+    )
+    bridge.stamp = audio.stamp
+    bridge.start()
+    audio.start()
+    return bridge, audio, out
+
+
+def test_recording_in_real_time_through_the_live_bridge(sonatina, tmp_path):
+    source = PlayedSource(sonatina)
+    bridge, audio, out = live_run(sonatina, source, tmp_path)
+    assert source.done.wait(30)
+    line = audio.close()
+    bridge.stop()
+    notes = [e for e in out if isinstance(e, NoteVerdict)]
+    assert "notes detected" in line
+    truth = [(t, p) for t, p in notes_of(performance("sonatina")) if t < 11.5]
+    shifted = [{"t": e.t - audio.t0, "pitch": e.pitch} for e in notes]  # audio time: from the first sample
+    assert paired(truth, shifted, tol=0.08) >= 0.75
+    assert sum(e.verdict == "correct" for e in notes) / len(notes) >= 0.75
+    assert all(e.detected_t is not None and 0 < e.detected_t - e.t < 0.1 for e in notes)
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "replay", str(tmp_path / "live.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_device_that_vanishes_is_reported_and_reopened(sonatina, tmp_path):
+    source = Vanishing(sonatina[: 22050 * 4], lost_after=1.5)
+    bridge, audio, out = live_run(sonatina, source, tmp_path)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(getattr(e, "state", "") == "device_connected" for e in out):
+        time.sleep(0.1)
+    audio.close()
+    bridge.stop()
+    states = [e.state for e in out if isinstance(e, Status)]
+    assert "device_lost" in states and "device_connected" in states
+    assert states.index("device_lost") < states.index("device_connected")
+    assert states[-1] == "stopped"  # the bridge kept going to the end
+    assert any(isinstance(e, NoteVerdict) for e in out)
+
+
+def jack_ports(kind):
+    lines = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
+    return [p for p in lines if not p.startswith("system:") and kind in p]
+
+
+def test_real_audio_through_jack_into_run(jack, tmp_path):
+    """`run --audio-in system` opens a JACK input (PortAudio's JACK host API); a player
+    client here plays the rendered sonatina into it; the notes come out on OSC."""
+    import sounddevice as sd
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import BlockingOSCUDPServer
+
+    if not any("JACK" in api["name"] for api in sd.query_hostapis()):
+        sd._terminate()  # PortAudio lists JACK only if the server was up when it started: look again
+        sd._initialize()
+    got = []
+    d = Dispatcher()
+    d.map("/pianobridge/note", lambda _a, *args: got.append((time.monotonic(), args)))
+    server = BlockingOSCUDPServer(("127.0.0.1", 0), d)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    session = tmp_path / "run.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    bridge = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "run",
+            "--score",
+            str(bundled("sonatina")),
+            "--audio-in",
+            "system",
+            "--osc",
+            f"127.0.0.1:{server.server_address[1]}",
+            "--no-view",
+            "--session",
+            str(session),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for line in bridge.stderr:
+            if "ready" in line:
+                break
+        before = set(jack_ports(":in_"))
+        assert before, "the bridge opened no JACK input"
+        from bridge.audio.render import fluidsynth_render
+
+        sound = fluidsynth_render(performance("sonatina"), FLUIDR3, sr=48000)[: 48000 * 10]
+        pos = [0]
+
+        def play(outdata, frames, _t, _s):
+            n = max(0, min(frames, len(sound) - pos[0]))
+            outdata[:] = 0
+            outdata[:n, 0] = sound[pos[0] : pos[0] + n]
+            pos[0] += frames
+
+        player = sd.OutputStream(device="system", channels=1, samplerate=48000, blocksize=256, callback=play)
+        mine = set(jack_ports(":out_"))
+        player.start()
+        out_port = sorted(set(jack_ports(":out_")) - mine or jack_ports(":out_"))[0]
+        for port in before:
+            subprocess.run(["jack_connect", out_port, port], check=True)
+        time.sleep(11)
+        player.close()
+    finally:
+        bridge.send_signal(signal.SIGINT)
+        rest = bridge.communicate(timeout=30)[1]
+        server.shutdown()
+    assert bridge.returncode == 0, rest
+    assert "notes detected" in rest
+    pitches = [a[1] for _, a in got]
+    truth = [p for t, p in notes_of(performance("sonatina")) if t < 9.5]
+    assert len(got) >= 0.8 * len(truth)
+    assert sum(1 for p in set(pitches) if p in truth) >= 0.8 * len(set(pitches))
+    verdicts = [json.loads(line) for line in session.read_text().splitlines() if '"note"' in line]
+    assert verdicts
