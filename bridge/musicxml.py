@@ -15,6 +15,7 @@ import io
 import json
 import lzma
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -31,7 +32,7 @@ from bridge.errors import UserError
 from bridge.score import MeasureRepeatInfo, Score, ScoreNote, score_from_data, score_to_data, unfold_measures
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 4  # bump whenever Score, ScoreNote or ScoreEvent change
+CACHE_FORMAT = 5  # bump whenever Score, ScoreNote or ScoreEvent change
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -319,6 +320,7 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
         open_endings: tuple[int, ...] = ()
         bar_q = Fraction(4)  # the bar length music21 assumes until a time signature
         part_start, short_work = items, 0
+        part_first = len(notes)
         for mi, measure in enumerate(part.iterfind("measure")):
             cursor = longest = Fraction(0)
             last_start = Fraction(0)
@@ -399,6 +401,9 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
             if pi == 0:
                 repeat_info.append(MeasureRepeatInfo(forward=fwd, backward_times=back, endings=endings_here))
         staves_per_part.append(n_staves)
+        # a part that declares no <staves> is one stream in music21, whatever <staff> its notes
+        # name: key its notes by staff 1 too, or their ids are lost
+        notes[part_first:] = [replace(n, staff=1) if n.staff > n_staves else n for n in notes[part_first:]]
     return notes, staves_per_part, repeat_info, lengths
 
 
@@ -429,6 +434,12 @@ def _duration(el: etree._Element, divisions: int | None, where: str) -> Fraction
 
 # ---------------------------------------------------------------- music21 pass
 
+# directions the expression model reads as tempo words (rit., a tempo, allegro, ...)
+TEMPO_WORDS = re.compile(
+    r"\b(rit|ritard|riten|rall|allarg|smorz|calando|morendo|accel|string|stretto|a tempo|tempo i|tempo primo|"
+    r"pi[uù] mosso|meno mosso|grave|largo|larghetto|lento|adagio|andante|andantino|moderato|allegretto|allegro|"
+    r"vivace|vivo|presto|prestissimo)"
+)
 DYNAMIC_NAMES = {"pppp", "ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "ffff", "sf", "sfz", "fp", "rfz", "sffz"}
 
 
@@ -484,12 +495,19 @@ def parse_score(data: bytes, title: str = "score") -> Score:
         numbers.append(int(m0.number) if m0.number is not None else mi + 1)
         pads.append(float(m0.paddingLeft or 0.0))
         for m in here:
-            for el in m.recurse().getElementsByClass(["Dynamic", "MetronomeMark"]):
+            for el in m.recurse().getElementsByClass(["Dynamic", "MetronomeMark", "TextExpression"]):
                 off = float(el.getOffsetInHierarchy(m))
                 if isinstance(el, music21.dynamics.Dynamic):
                     if el.value in DYNAMIC_NAMES:
                         directions[mi].append((off, "dynamic", el.value))
-                elif el.number is not None:
+                    continue
+                words = el.content if isinstance(el, music21.expressions.TextExpression) else el.text
+                text = " ".join(str(words or "").lower().split())
+                if TEMPO_WORDS.search(text):
+                    directions[mi].append((off, "words", text[:40]))
+                if isinstance(el, music21.expressions.TextExpression):
+                    continue
+                if el.number is not None:
                     qpm = float(el.getQuarterBPM())
                     _check_range(qpm, "the tempo in quarter notes per minute", f"measure {numbers[-1]}", *TEMPO_RANGE)
                     directions[mi].append((off, "tempo", qpm))
@@ -498,14 +516,19 @@ def parse_score(data: bytes, title: str = "score") -> Score:
 
     # the notes of each measure, once, keyed for id lookup
     raw: dict[int, list[tuple]] = defaultdict(list)  # measure ordinal -> note tuples
+    measure_at: dict[int, tuple[int, int]] = {}  # id(music21 measure) -> (staff stream, measure ordinal)
     for si, ms in enumerate(measures_by_staff):
         pi, staff, part_id = owners[si]
         used: dict[tuple, int] = defaultdict(int)
         for mi, m in enumerate(ms):
+            measure_at[id(m)] = (si, mi)
             for seq, el in enumerate(m.recurse().notes):
                 off = float(el.getOffsetInHierarchy(m))
                 grace = el.duration.isGrace
                 ornaments = tuple(type(x).__name__.lower() for x in el.expressions)
+                site = el.activeSite
+                voice = int(site.id) if isinstance(site, music21.stream.Voice) and str(site.id).isdecimal() else 1
+                arts = tuple(type(x).__name__.lower() for x in el.articulations)
                 for n in el.notes if el.isChord else [el]:
                     key = (pi, staff, mi, round(off, 4), n.pitch.midi, grace)
                     k = used[key]
@@ -516,12 +539,14 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     dur = 0.0 if grace else float(el.duration.quarterLength)
                     raw[mi].append(
                         (off, n.pitch.midi, dur, tie, xml_id, fing, grace, ornaments, part_id, staff, k, seq)
+                        + (voice, arts, si, pi, {"slur": False, "wedge": None})
                     )
+    _mark_spanners(m21, measure_at, owners, raw)
 
     notes: list[ScoreNote] = []
     order = unfold_measures(repeat_info[:n_meas], [len(raw[mi]) for mi in range(n_meas)])
     start_q = 0.0
-    marks: dict[str, object] = {"tempo": None, "dynamic": None}
+    marks: dict[str, object] = {"tempo": None, "dynamic": None, "words": None}
     open_ties: dict[tuple, int] = {}
     multi_staff = {pid for (_, s, pid) in owners if s > 1}
     for mi, pass_no in order:
@@ -530,7 +555,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
         dirs = directions.get(mi, [])
         di = 0
         ts, beat_q = ts_at[mi]
-        for off, midi, dur, tie, xml_id, fing, grace, orn, part_id, staff, k, _ in events:
+        for off, midi, dur, tie, xml_id, fing, grace, orn, part_id, staff, k, _, voice, arts, _, _, span in events:
             while di < len(dirs) and dirs[di][0] <= off + 1e-6:
                 marks[dirs[di][1]] = dirs[di][2]
                 di += 1
@@ -564,6 +589,11 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     fingering=fing,
                     grace=grace,
                     ornaments=orn,
+                    voice=voice,
+                    articulations=arts,
+                    slur=span["slur"],
+                    wedge=span["wedge"],
+                    words=marks["words"],
                 )
             )
             if tie == "start":
@@ -582,6 +612,37 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     order_of = {id(n): i for i, n in enumerate(notes)}
     notes.sort(key=lambda n: (n.onset_q, not n.grace, order_of[id(n)] if n.grace else n.pitch))
     return Score(title=_title(m21) or title, notes=notes)
+
+
+def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:
+    """Mark the notes under each slur (same staff) and each hairpin (same part) in ``raw``."""
+    import music21
+
+    def where(el) -> tuple[int, int, float] | None:
+        try:
+            m = el.getContextByClass("Measure")
+            si, mi = measure_at[id(m)]
+            return si, mi, float(el.getOffsetInHierarchy(m))
+        except (KeyError, AttributeError, music21.exceptions21.Music21Exception):
+            return None  # an anchor outside the measures we read: the spanner is left out
+
+    for sp in m21.spannerBundle:
+        is_slur = isinstance(sp, music21.spanner.Slur)
+        if not (is_slur or isinstance(sp, music21.dynamics.DynamicWedge)):
+            continue
+        first, last = where(sp.getFirst()), where(sp.getLast())
+        if first is None or last is None or (last[1], last[2]) < (first[1], first[2]):
+            continue
+        wedge = type(sp).__name__.lower()
+        for mi in range(first[1], last[1] + 1):
+            for note in raw.get(mi, ()):
+                off, si, pi, span = note[0], note[14], note[15], note[16]
+                if (mi, off) < first[1:] or (mi, off) > last[1:]:
+                    continue
+                if is_slur and si == first[0]:
+                    span["slur"] = True
+                elif not is_slur and pi == owners[first[0]][0] and wedge in ("crescendo", "diminuendo"):
+                    span["wedge"] = wedge
 
 
 def _title(m21) -> str | None:

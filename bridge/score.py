@@ -40,6 +40,12 @@ class ScoreNote:
     fingering: tuple[str, ...] = ()
     grace: bool = False
     ornaments: tuple[str, ...] = ()
+    # what the expression model reads besides the above (bridge.expression)
+    voice: int = 1
+    articulations: tuple[str, ...] = ()  # staccato, accent, tenuto, ... (music21 class names, lower case)
+    slur: bool = False  # under a slur (its first and last note included)
+    wedge: str | None = None  # "crescendo" or "diminuendo" while a hairpin runs over the note
+    words: str | None = None  # the last tempo word in force ("rit.", "a tempo", "allegro"), lower case
 
 
 # ornaments played as several quick notes around the written pitch
@@ -171,10 +177,11 @@ def group_events(notes: list[ScoreNote], tol_q: float = 1e-4) -> list[ScoreEvent
 _NOTE_TYPES = {"note_id": {str}, "pass_no": {int}, "pitch": {int}, "onset_q": {float}, "duration_q": {float},
                "measure": {int}, "beat": {float}, "part": {str}, "staff": {int}, "hand": {str},
                "time_signature": {str}, "tempo_qpm": {float, type(None)}, "dynamic": {str, type(None)},
-               "fingering": {list}, "grace": {bool}, "ornaments": {list}}  # fmt: skip
+               "fingering": {list}, "grace": {bool}, "ornaments": {list}, "voice": {int}, "articulations": {list},
+               "slur": {bool}, "wedge": {str, type(None)}, "words": {str, type(None)}}  # fmt: skip
 _EVENT_TYPES = {"index": {int}, "onset_q": {float}, "notes": {list}, "pitches": {list}, "measure": {int},
                 "beat": {float}, "bar_start": {bool}, "grace": {bool}, "arpeggiated": {bool}}  # fmt: skip
-_ITEM_TYPES = {"fingering": {str}, "ornaments": {str}, "notes": {int}, "pitches": {int}}
+_ITEM_TYPES = {"fingering": {str}, "ornaments": {str}, "articulations": {str}, "notes": {int}, "pitches": {int}}
 # a field added to a dataclass must be added here too, or cached scores would lose it
 assert list(_NOTE_TYPES) == [f.name for f in fields(ScoreNote)]
 assert list(_EVENT_TYPES) == [f.name for f in fields(ScoreEvent)]

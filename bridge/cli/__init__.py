@@ -11,10 +11,24 @@ import sys
 from pathlib import Path
 
 from bridge import __version__
-from bridge.cli import annotate, calibrate, demo, fingering, follow, hands, ports, replay, review, run, train
+from bridge.cli import (
+    annotate,
+    calibrate,
+    demo,
+    expression,
+    fingering,
+    follow,
+    hands,
+    ports,
+    replay,
+    review,
+    run,
+    train,
+)
 from bridge.errors import UserError
 
-COMMANDS = (follow, demo, ports, run, replay, review, fingering, annotate, hands, calibrate, train)  # in --help order
+# in --help order
+COMMANDS = (follow, demo, ports, run, replay, review, fingering, annotate, hands, calibrate, expression, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,287 @@
+"""Score side of the expression model: per-note features and the note -> beat -> measure -> phrase tree.
+
+Everything here reads only a :class:`~bridge.score.Score` (the project's loader), so a user's
+MusicXML and the training scores take the same path. numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.score import Score, ScoreNote
+
+# loudness of each printed dynamic on a rough log scale (mf = 0)
+DYNAMIC_LEVEL = {"pppp": -4.5, "ppp": -3.5, "pp": -2.5, "p": -1.5, "mp": -0.5, "mf": 0.5, "f": 1.5, "ff": 2.5,
+                 "fff": 3.5, "ffff": 4.5, "fp": 1.5, "sf": 1.5, "sfz": 1.5, "sffz": 2.5, "rfz": 1.5}  # fmt: skip
+ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "rfz", "fp"}
+# tempo terms -> a rough log2 speed (andante = 0), for scores without a metronome mark
+TEMPO_TERMS = (("prestissimo", 1.6), ("presto", 1.3), ("vivace", 1.0), ("vivo", 1.0), ("allegretto", 0.5),
+               ("allegro", 0.9), ("moderato", 0.3), ("andantino", 0.15), ("andante", 0.0), ("adagio", -0.6),
+               ("larghetto", -0.6), ("lento", -0.8), ("largo", -1.0), ("grave", -1.0))  # fmt: skip
+SLOWER = re.compile(r"\b(rit|riten|ritard|rall|allarg|smorz|calando|morendo|meno mosso)")
+FASTER = re.compile(r"\b(accel|string|stretto|pi[uù] mosso)")
+ARTICULATIONS = ("staccato", "staccatissimo", "accent", "strongaccent", "tenuto")
+PHRASE_MEASURES = 4  # a phrase is four bars of a section, or two of a long bar (see phrase_tree)
+N_VOICES = 6
+
+
+@dataclass(frozen=True)
+class Tree:
+    """Where each note sits: beat, measure and phrase indices, and the spans of each."""
+
+    beat: np.ndarray  # (N,) beat index of each note
+    measure: np.ndarray  # (N,) measure index
+    phrase: np.ndarray  # (N,) phrase index
+    beat_start_q: np.ndarray  # (B,) onset of each beat in quarters (unfolded)
+    beat_len_q: np.ndarray  # (B,) its length
+    beat_measure: np.ndarray  # (B,) measure index of each beat
+    measure_phrase: np.ndarray  # (M,) phrase index of each measure
+    measure_numbers: np.ndarray  # (M,) printed measure number
+    phrases: list[tuple[int, int]]  # (first, last) printed measure of each phrase
+
+    @property
+    def n_beats(self) -> int:
+        return len(self.beat_start_q)
+
+
+def beat_length_q(time_signature: str) -> float:
+    """Length of the counted beat in quarters (compound metres count dotted beats)."""
+    try:
+        num, den = (int(x) for x in time_signature.split("/")[:2])
+    except ValueError:
+        return 1.0
+    if num % 3 == 0 and num > 3 and den >= 8:
+        return 3 * 4.0 / den
+    return 4.0 / den
+
+
+def _beats_per_measure(time_signature: str) -> float:
+    try:
+        num, den = (int(x) for x in time_signature.split("/")[:2])
+    except ValueError:
+        return 4.0
+    return num * 4.0 / den / beat_length_q(time_signature)
+
+
+def phrase_tree(score: Score) -> Tree:
+    """Group the notes into beats, measures (in play order) and phrases.
+
+    A phrase is :data:`PHRASE_MEASURES` measures of a section (two when a measure is eight
+    quarters or longer); a section ends where play order jumps (a repeat) or the time
+    signature changes, so a phrase never spans a repeat.
+    """
+    notes = score.notes
+    n = len(notes)
+    bq = np.array([beat_length_q(x.time_signature) for x in notes])
+    onset = np.array([x.onset_q for x in notes])
+    beat_pos = np.array([x.beat for x in notes]) - 1.0
+    mstart = np.round(onset - beat_pos * bq, 3)
+    bstart = np.round(onset - (beat_pos - np.floor(beat_pos + 1e-6)) * bq, 3)
+    # measures in play order: a new one where the measure start moves on
+    measure = np.zeros(n, int)
+    numbers = [notes[0].measure] if n else []
+    for i in range(1, n):
+        new = mstart[i] > mstart[i - 1] + 1e-3 or notes[i].measure != notes[i - 1].measure
+        measure[i] = measure[i - 1] + new
+        if new:
+            numbers.append(notes[i].measure)
+    beat = np.zeros(n, int)
+    starts = [bstart[0]] if n else []
+    lens = [bq[0]] if n else []
+    beat_measure = [0] if n else []
+    for i in range(1, n):
+        new = bstart[i] > bstart[i - 1] + 1e-3 or measure[i] != measure[i - 1]
+        beat[i] = beat[i - 1] + new
+        if new:
+            starts.append(bstart[i])
+            lens.append(bq[i])
+            beat_measure.append(measure[i])
+    n_meas = len(numbers)
+    first_note = np.searchsorted(measure, np.arange(n_meas))
+    ts = [notes[k].time_signature for k in first_note]
+    mlen = [_beats_per_measure(t) * beat_length_q(t) for t in ts]
+    measure_phrase = np.zeros(n_meas, int)
+    phrases: list[tuple[int, int]] = []
+    count = 0
+    for m in range(n_meas):
+        size = 2 if mlen[m] >= 8 else PHRASE_MEASURES
+        jump = m > 0 and (numbers[m] != numbers[m - 1] + 1 or ts[m] != ts[m - 1])
+        if m == 0 or jump or count >= size:
+            phrases.append((numbers[m], numbers[m]))
+            count = 0
+        count += 1
+        measure_phrase[m] = len(phrases) - 1
+        phrases[-1] = (phrases[-1][0], numbers[m])
+    return Tree(
+        beat=beat,
+        measure=measure,
+        phrase=measure_phrase[measure] if n else np.zeros(0, int),
+        beat_start_q=np.array(starts, float),
+        beat_len_q=np.array(lens, float),
+        beat_measure=np.array(beat_measure, int),
+        measure_phrase=measure_phrase,
+        measure_numbers=np.array(numbers, int),
+        phrases=phrases,
+    )
+
+
+def _tempo_term(words: str | None) -> float | None:
+    for term, speed in TEMPO_TERMS:
+        if words and term in words:
+            return speed
+    return None
+
+
+def note_features(score: Score, tree: Tree) -> np.ndarray:
+    """(N, N_FEATURES) float32 features of every score note; see the column list in the code."""
+    notes = score.notes
+    n = len(notes)
+    pitch = np.array([x.pitch for x in notes], float)
+    onset = np.array([x.onset_q for x in notes])
+    dur = np.array([x.duration_q for x in notes])
+    grace = np.array([x.grace for x in notes], float)
+    right = np.array([x.hand == "right" for x in notes], float)
+    # chord context: rank of the note among the notes struck with it, in its hand and overall
+    top_all, bottom_all, top_hand, bottom_hand, size, rel_top = (np.zeros(n) for _ in range(6))
+    for ev in score.events:
+        idx = list(ev.notes)
+        ps = pitch[idx]
+        size[idx] = len(idx)
+        top_all[idx] = ps == ps.max()
+        bottom_all[idx] = ps == ps.min()
+        rel_top[idx] = (ps - ps.max()) / 12.0
+        for h in (0.0, 1.0):
+            sel = [k for k in idx if right[k] == h]
+            if sel:
+                top_hand[sel] = pitch[sel] == pitch[sel].max()
+                bottom_hand[sel] = pitch[sel] == pitch[sel].min()
+    # the highest right-hand pitch sounding in a window around the note: melody tends to be on top
+    beat_top = np.full(tree.n_beats, -1.0)
+    np.maximum.at(beat_top, tree.beat, np.where(right > 0, pitch, -1.0))
+    is_beat_top = (right > 0) & (pitch >= beat_top[tree.beat])
+    uq, inv = np.unique(np.round(onset, 4), return_inverse=True)
+    ioi_next = np.append(np.diff(uq), 1.0)[inv]
+    ioi_prev = np.insert(np.diff(uq), 0, 1.0)[inv]
+    # notes per quarter over four quarters around the note
+    density = (np.searchsorted(onset, onset + 2.0) - np.searchsorted(onset, onset - 2.0)) / 4.0
+    bq = tree.beat_len_q[tree.beat]
+    bpm = np.array([_beats_per_measure(x.time_signature) for x in notes])
+    pos_beat = (onset - tree.beat_start_q[tree.beat]) / bq  # 0 on the beat
+    beat_in_bar = np.array([x.beat - 1.0 for x in notes])
+    bar_frac = np.clip(beat_in_bar / np.maximum(bpm, 1), 0, 1)
+    on_beat = pos_beat < 1e-3
+    downbeat = on_beat & (np.floor(beat_in_bar + 1e-6) == 0)
+    mid_bar = on_beat & (np.abs(np.floor(beat_in_bar + 1e-6) - bpm / 2) < 1e-6) & (bpm % 2 == 0) & (bpm >= 4)
+    strength = np.where(downbeat, 1.0, np.where(mid_bar, 0.6, np.where(on_beat, 0.4, 0.0)))
+    strength += np.where(~on_beat & (np.abs(pos_beat - 0.5) < 1e-3), 0.15, 0.0)
+    dyn = np.array([DYNAMIC_LEVEL.get(x.dynamic or "mf", 0.5) for x in notes]) / 3.0
+    accent_dyn = np.array([(x.dynamic in ACCENT_DYNAMICS) for x in notes], float)
+    cresc = np.array([x.wedge == "crescendo" for x in notes], float)
+    dim = np.array([x.wedge == "diminuendo" for x in notes], float)
+    arts = np.array([[a in x.articulations for a in ARTICULATIONS] for x in notes], float).reshape(n, -1)
+    fermata = np.array([any("fermata" in o for o in x.ornaments) for x in notes], float)
+    trill = np.array([any(o in ("trill", "mordent", "invertedmordent", "turn", "tremolo") for o in x.ornaments)
+                      for x in notes], float)  # fmt: skip
+    arpeggio = np.array([any("arpeggio" in o for o in x.ornaments) for x in notes], float)
+    slur = np.array([x.slur for x in notes], float)
+    voice = np.zeros((n, N_VOICES))
+    voice[np.arange(n), np.clip([x.voice - 1 for x in notes], 0, N_VOICES - 1)] = 1.0
+    words = [x.words for x in notes]
+    slower = np.array([bool(w and SLOWER.search(w)) for w in words], float)
+    faster = np.array([bool(w and FASTER.search(w)) for w in words], float)
+    term = [_tempo_term(w) for w in words]
+    qpm = np.array([x.tempo_qpm or 0.0 for x in notes])
+    # a metronome mark gives the speed; else a tempo term; else nothing (flag 0)
+    speed = np.where(qpm > 0, np.log2(np.maximum(qpm, 1.0) / 80.0), [t if t is not None else 0.0 for t in term])
+    has_speed = ((qpm > 0) | np.array([t is not None for t in term])).astype(float)
+    # a note after silence (nothing sounding just before it) starts a gesture
+    ends = np.maximum.accumulate(onset + dur)
+    after_rest = np.zeros(n)
+    after_rest[1:] = (ends[:-1] < onset[1:] - 1e-3) & (onset[1:] > onset[:-1])
+    n_phr = max(tree.phrase.max() + 1, 1) if n else 1
+    ph_first = np.full(n_phr, np.inf)
+    ph_last = np.full(n_phr, -np.inf)
+    np.minimum.at(ph_first, tree.phrase, onset)
+    np.maximum.at(ph_last, tree.phrase, onset + dur)
+    ph_pos = (onset - ph_first[tree.phrase]) / np.maximum(ph_last - ph_first, 1e-3)[tree.phrase]
+    piece_pos = onset / max(onset.max() + 1e-3, 1.0) if n else onset
+    ts_num = np.array([_beats_per_measure(x.time_signature) for x in notes])
+    cols = [
+        (pitch - 64) / 16, ((pitch - 64) / 16) ** 2, np.log2(np.maximum(dur, 1 / 32)) / 3, dur / bq / 4, grace,
+        right, top_all, bottom_all, top_hand, bottom_hand, is_beat_top.astype(float), size / 4, rel_top,
+        np.log2(np.maximum(ioi_next, 1 / 32)) / 3, np.log2(np.maximum(ioi_prev, 1 / 32)) / 3, density / 8,
+        pos_beat, bar_frac, np.sin(2 * math.pi * bar_frac), np.cos(2 * math.pi * bar_frac), on_beat.astype(float),
+        downbeat.astype(float), strength, np.log2(bq), ts_num / 4, dyn, accent_dyn, cresc, dim, *arts.T, fermata,
+        trill, arpeggio, slur, *voice.T, slower, faster, speed, has_speed, after_rest, ph_pos, piece_pos,
+        (ph_pos < 0.02).astype(float),
+    ]  # fmt: skip
+    return np.stack(cols, axis=1).astype(np.float32).reshape(n, N_FEATURES)
+
+
+N_FEATURES = 52
+
+
+def melody_mask(notes: list[ScoreNote], feats: np.ndarray) -> np.ndarray:
+    """True for notes that are the top of the right hand at their onset (a melody guess)."""
+    return (feats[:, 5] > 0) & (feats[:, 8] > 0)
+
+
+@dataclass(frozen=True)
+class Played:
+    """What a performance did with each score note, against its own beat-level tempo curve."""
+
+    log_spq: np.ndarray  # (B,) log seconds per quarter of each beat; nan where unknown
+    dev: np.ndarray  # (N,) onset deviation inside the beat, in beats (nan: not played)
+    art: np.ndarray  # (N,) log(performed / notated duration at the local tempo) (nan: none)
+    beat_t: np.ndarray  # (B + 1,) performed time of each beat start, and of the end
+
+
+def beat_curve(tree: Tree, onset_q: np.ndarray, grace: np.ndarray, on_s: np.ndarray) -> np.ndarray:
+    """Performed time of each beat start (B+1 values, the last one the end of the last beat):
+    the piecewise-linear map from score quarters to seconds through the median onset of each
+    played score onset, kept increasing (an onset out of order is left out)."""
+    grid = np.append(tree.beat_start_q, tree.beat_start_q[-1] + tree.beat_len_q[-1])
+    ok = ~np.isnan(on_s) & ~grace
+    qs, idx = np.unique(np.round(onset_q[ok], 4), return_inverse=True)
+    if len(qs) < 2:
+        return np.full(len(grid), np.nan)
+    ts = np.array([np.median(on_s[ok][idx == k]) for k in range(len(qs))])  # each played chord's onset
+    keep = []
+    last = -np.inf
+    for k in range(len(qs)):
+        if ts[k] > last + 1e-3:
+            keep.append(k)
+            last = ts[k]
+    qs, ts = qs[keep], ts[keep]
+    if len(qs) < 2:
+        return np.full(len(grid), np.nan)
+    out = np.interp(grid, qs, ts)
+    lo, hi = grid < qs[0], grid > qs[-1]
+    out[lo] = ts[0] + (grid[lo] - qs[0]) * (ts[1] - ts[0]) / (qs[1] - qs[0])
+    out[hi] = ts[-1] + (grid[hi] - qs[-1]) * (ts[-1] - ts[-2]) / (qs[-1] - qs[-2])
+    return out
+
+
+def played_targets(
+    tree: Tree, onset_q: np.ndarray, dur_q: np.ndarray, grace: np.ndarray, on: np.ndarray, off: np.ndarray,
+    vel: np.ndarray,
+) -> Played:  # fmt: skip
+    """Tempo curve, timing deviation and articulation of played notes (nan where not played)."""
+    times = beat_curve(tree, onset_q, grace, on)
+    # a beat runs to the next beat that has notes (rests in between belong to it)
+    span_q = np.diff(np.append(tree.beat_start_q, tree.beat_start_q[-1] + tree.beat_len_q[-1]))
+    spq = np.diff(times) / np.maximum(span_q, 1e-3)
+    played_beats = np.bincount(tree.beat[~np.isnan(on)], minlength=tree.n_beats) > 0
+    good = np.isfinite(spq) & (spq > 0.03) & (spq < 6.0) & played_beats
+    log_spq = np.where(good, np.log(np.where(good, spq, 1.0)), np.nan)
+    b = tree.beat
+    local = np.where(good[b], spq[b], np.nan)
+    expect = times[b] + (onset_q - tree.beat_start_q[b]) * local
+    dev = np.clip((on - expect) / (local * tree.beat_len_q[b]), -0.5, 0.5)
+    art = np.log(np.maximum(off - on, 0.01) / (local * np.maximum(dur_q, 1e-3)))
+    art = np.where((dur_q > 0) & ~grace, np.clip(art, -4.0, 2.0), np.nan)
+    return Played(log_spq, dev, art, times)

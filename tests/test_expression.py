@@ -1,0 +1,306 @@
+"""The expression model: training data and its exclusions, torch/numpy agreement, rendering,
+assessment and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bridge import asap
+from bridge.errors import UserError
+from bridge.expression import data as D
+from bridge.expression.features import N_FEATURES, note_features, phrase_tree
+from bridge.expression.network import ExpressionNetwork, perf_beat_features
+from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
+from bridge.musicxml import load_score
+from tests.conftest import ROOT, SHARED, bundled, cli
+
+ASAP_GIT = ROOT.parent / ".mirror" / "CPJKU+asap-dataset" / "repo"
+EXCLUDE = SHARED / "data" / "nasap-train" / "exclude.txt"
+VIENNA = SHARED / "data" / "vienna4x22"
+needs_asap = pytest.mark.skipif(not ASAP_GIT.is_dir() or not EXCLUDE.is_file(), reason="no (n)ASAP mirror here")
+needs_vienna = pytest.mark.skipif(not (VIENNA / "musicxml").is_dir(), reason="no Vienna 4x22 here")
+needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped expression weights")
+
+
+def asap_listing() -> list[str]:
+    cmd = ["git", f"--git-dir={ASAP_GIT}", "ls-tree", "-r", "--name-only", "HEAD"]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
+
+
+@needs_asap
+def test_training_folders_leave_out_every_excluded_and_vienna_piece():
+    excluded = asap.read_exclusions(EXCLUDE)
+    listing = asap_listing()
+    chosen = D.training_folders(listing, excluded)
+    everything = asap.aligned_performances(listing)
+    assert len(chosen) > 150
+    for folder in everything:
+        if folder in chosen:
+            assert not asap.is_excluded(folder, excluded), folder
+            assert not D.is_vienna(folder), folder
+        elif asap.is_excluded(folder, excluded) or D.is_vienna(folder):
+            continue
+        else:
+            pytest.fail(f"{folder} is allowed but was not chosen")
+    # a listed folder and a version of a listed piece are both out; all performances of a piece are in
+    assert "Chopin/Ballades/2" not in chosen and "Chopin/Sonata_2/3rd_extra_repeat" not in chosen
+    assert len(chosen["Chopin/Etudes_op_10/4"]) == len(everything["Chopin/Etudes_op_10/4"]) > 10
+    # none of the four Vienna pieces, in any version
+    vienna = ("Chopin/Etudes_op_10/3", "Chopin/Ballades/2", "Mozart/Piano_Sonatas/11-")
+    assert not [f for f in chosen if f.startswith(vienna) or "783" in f]
+
+
+def test_validation_split_keeps_versions_of_a_piece_together():
+    assert D.is_validation("Beethoven/Piano_Sonatas/17-1") == D.is_validation("Beethoven/Piano_Sonatas/17-1_no_repeat")
+    names = [f"Composer/Piece_{i}" for i in range(200)]
+    share = np.mean([D.is_validation(n) for n in names])
+    assert 0.05 < share < 0.25
+
+
+@needs_asap
+def test_targets_of_a_real_performance():
+    src = asap.Source(ASAP_GIT)
+    folder, name = "Bach/Prelude/bwv_846", None
+    name = D.training_folders(asap_listing(), set())[folder][0]
+    from bridge.musicxml import parse_score
+
+    score = parse_score(src.read(f"{folder}/xml_score.musicxml"))
+    tree = phrase_tree(score)
+    rows = []
+    for line in src.read(f"{folder}/{name}{asap.ALIGN_SUFFIX}").decode().splitlines()[1:]:
+        c = line.split("\t")
+        if len(c) == 6 and c[1] != "deletion" and c[0] != "insertion":
+            rows.append((c[0], int(c[4]), float(c[5])))
+    notes, pedal = D.read_midi(src.read(f"{folder}/{name}.mid"))
+    perf = D.performance_targets(score, tree, notes, pedal, rows)
+    assert perf is not None
+    assert np.mean(~np.isnan(perf.velocity)) > 0.9
+    spq = np.exp(np.nanmedian(perf.log_spq))
+    assert 0.5 < spq < 1.5  # 35 bars of 4/4 in about two minutes: 40-120 quarters a minute
+    assert np.nanstd(perf.dev) < 0.2 and np.mean(~np.isnan(perf.art)) > 0.8 and -4 <= np.nanmin(perf.art)
+
+
+def test_features_and_tree_of_a_bundled_score():
+    score = load_score(bundled("sonatina"))
+    tree = phrase_tree(score)
+    x = note_features(score, tree)
+    assert x.shape == (len(score.notes), N_FEATURES) and np.isfinite(x).all()
+    assert tree.beat.min() == 0 and np.all(np.diff(tree.beat) >= 0) and np.all(np.diff(tree.phrase) >= 0)
+    assert all(a <= b for a, b in tree.phrases)
+
+
+def test_numpy_forward_matches_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from bridge.expression.model import Critic, ExpressionNet
+    from bridge.expression.model import perf_beat_features as torch_perf
+    from bridge.expression.train import DEFAULT_RECIPE, export
+
+    torch.manual_seed(1)
+    for hier in (True, False):
+        recipe = json.loads(json.dumps(DEFAULT_RECIPE))
+        recipe["model"]["hierarchical"] = hier
+        net, critic = ExpressionNet(N_FEATURES, recipe["model"]), Critic(N_FEATURES, recipe["model"]["d"])
+        with torch.no_grad():  # trained weights are not all near zero: shake them
+            for p in list(net.parameters()) + list(critic.parameters()):
+                p.add_(torch.randn_like(p) * 0.1)
+        export(net, critic, recipe, tmp_path / "w.npz", {})
+        npnet = ExpressionNetwork.load(tmp_path / "w.npz")
+        inp = score_inputs(load_score(bundled("sonatina")))
+        nb = inp.tree.n_beats
+        rng = np.random.default_rng(0)
+        z = rng.standard_normal(net.z_dim).astype(np.float32)
+        n = len(inp.beat)
+        vel, dev, art = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+        lsp = rng.standard_normal(nb).astype(np.float32)
+        ok_note = (rng.random(n) > 0.2).astype(np.float32)
+        args = (vel, dev, art, lsp, inp.feats[:, 0], inp.beat, nb, ok_note)
+        perf = perf_beat_features(*args)
+        tperf = torch_perf(*(torch.tensor(a) for a in args[:6]), nb, torch.tensor(ok_note))
+        assert np.allclose(perf, tperf.numpy(), atol=1e-5)
+        perf_ok = rng.random(nb) > 0.3
+        t_in = [torch.tensor(a) for a in (inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)]
+        with torch.no_grad():
+            tb, tn = net(*t_in, tperf, torch.tensor(perf_ok))
+            tb0, tn0 = net(*t_in)
+            tc = critic(torch.tensor(inp.feats[:nb]), tperf)
+        nb_, nn_ = npnet.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z, perf, perf_ok)
+        nb0, nn0 = npnet.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)
+        for a, b in ((tb, nb_), (tn, nn_), (tb0, nb0), (tn0, nn0)):
+            assert np.allclose(a.numpy(), b, atol=2e-4), np.abs(a.numpy() - b).max()
+        assert not np.allclose(nb_, nb0)  # the performance stream does change the output
+        assert np.allclose(tc.numpy(), npnet.critic(inp.feats[:nb], perf), atol=2e-4)
+
+
+@needs_weights
+def test_shipped_weights_match_their_torch_model():
+    torch = pytest.importorskip("torch")
+    from bridge.expression.model import ExpressionNet
+
+    npnet = load_network()
+    assert DEFAULT_WEIGHTS.stat().st_size < 10_000_000
+    net = ExpressionNet(N_FEATURES, npnet.recipe["model"])
+    net.load_state_dict({k[2:]: torch.tensor(v) for k, v in npnet.w.items() if k.startswith("g.")})
+    inp = score_inputs(load_score(bundled("nocturne")))
+    z = np.zeros(npnet.z_dim, np.float32)
+    with torch.no_grad():
+        tb, tn = net(*(torch.tensor(a) for a in (inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)))
+    nb, nn = npnet.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)
+    assert np.allclose(tb.numpy(), nb, atol=2e-4) and np.allclose(tn.numpy(), nn, atol=2e-4)
+
+
+@needs_weights
+def test_render_writes_the_contract_and_seeds_differ(tmp_path):
+    score = bundled("sonatina")
+    r = cli("expression", "render", score, "--csv", tmp_path / "a.csv", "--midi", tmp_path / "a.mid")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "a.csv")))
+    notes = load_score(score).notes
+    assert [(r["note_id"], int(r["pass"])) for r in rows] == [(n.note_id, n.pass_no) for n in notes]
+    assert all(1 <= int(r["velocity"]) <= 127 and float(r["duration_s"]) > 0 for r in rows)
+    onsets = np.array([float(r["onset_s"]) for r in rows])
+    assert onsets.min() >= 0 and np.corrcoef(onsets, [n.onset_q for n in notes])[0, 1] > 0.99
+    from bridge.midifile import read_notes
+
+    assert len(read_notes(tmp_path / "a.mid")) == len(rows)
+    r = cli("expression", "render", score, "--csv", tmp_path / "s.csv", "--seed", "3", "--samples", "2")
+    assert r.returncode == 0, r.stderr
+    v1 = [r["velocity"] for r in csv.DictReader(open(tmp_path / "s-1.csv"))]
+    v2 = [r["velocity"] for r in csv.DictReader(open(tmp_path / "s-2.csv"))]
+    assert v1 != v2
+
+
+@needs_weights
+@needs_vienna
+def test_rendered_ids_line_up_with_partitura_on_vienna(tmp_path):
+    pt = pytest.importorskip("partitura")
+    net = load_network()
+    for xml in sorted((VIENNA / "musicxml").glob("*.musicxml")):
+        sc = pt.load_musicxml(str(xml))
+        part = sc.parts[0] if len(sc.parts) == 1 else pt.score.merge_parts(sc.parts)
+        ids = set(map(str, pt.score.unfold_part_maximal(part).note_array()["id"]))
+        score = load_score(xml)
+        (rend,) = interpretations(score, net, None, 1)
+        mine = {f"{n.note_id}-{n.pass_no}" for n in score.notes}
+        assert len(mine & ids) >= 0.99 * len(ids), xml.name
+
+
+@needs_weights
+def test_render_of_2000_notes_takes_under_2_s():
+    score = load_score(bundled("sonatina"))
+    assert len(score.notes) >= 2000
+    net = load_network()
+    took = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        (rend,) = interpretations(score, net, None, 1)
+        took.append(time.perf_counter() - t0)
+    assert min(took) < 2.0
+    first = [e.notes[0] for e in score.events if not e.grace]
+    assert np.all(np.diff(rend.onset_s[first]) > -0.1)  # chords come in score order
+
+
+@needs_weights
+def test_assess_prefers_the_human_performance_and_is_fast():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from expression_degrade import degrade, played_from_match
+
+    from bridge.expression.assess import Assessor
+
+    pytest.importorskip("partitura")
+    if not (VIENNA / "match").is_dir():
+        pytest.skip("no Vienna 4x22 here")
+    score = load_score(VIENNA / "musicxml" / "Mozart_K331_1st-mov.musicxml")
+    a = Assessor(score, load_network())
+    played = played_from_match(score, str(VIENNA / "match" / "Mozart_K331_1st-mov_p01.match"))
+    flat = degrade(score, a, played, "flat", np.random.default_rng(0))
+    wins, took = [], []
+    for k in range(len(a.phrases)):
+        t0 = time.process_time()  # the work itself: this machine's cores are shared with other jobs
+        human = a.assess_phrase(k, played)
+        took.append(time.process_time() - t0)
+        wins.append(human.realism > a.assess_phrase(k, flat).realism)
+        assert human.text.startswith(f"bars {human.first_measure}-{human.last_measure}: ")
+    assert np.mean(wins) >= 0.8
+    assert np.median(took) < 0.05
+
+
+@needs_weights
+def test_assess_cli_writes_json_and_plot(tmp_path):
+    if not (VIENNA / "midi").is_dir():
+        pytest.skip("no Vienna 4x22 here")
+    xml = VIENNA / "musicxml" / "Schubert_D783_no15.musicxml"
+    mid = VIENNA / "midi" / "Schubert_D783_no15_p01.mid"
+    r = cli("expression", "assess", xml, mid, "--json", tmp_path / "a.json", "--plot", tmp_path / "a.png")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "a.json").read_text())
+    assert res["notes_matched"] > 0.8 * res["notes"] and len(res["phrases"]) >= 5
+    assert 0 <= res["realism"] <= 1 and (tmp_path / "a.png").stat().st_size > 10_000
+
+
+def test_bad_input_gives_one_line_and_exit_2(tmp_path):
+    weights = tmp_path / "broken.npz"
+    weights.write_bytes(b"not a zip at all")
+    out = tmp_path / "o.csv"
+    r = cli("expression", "render", bundled("sonatina"), "--csv", out, "--weights", weights)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "damaged" in r.stderr
+    r = cli("expression", "render", bundled("sonatina"), "--csv", out, "--weights", tmp_path / "none.npz")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not found" in r.stderr
+    with pytest.raises(UserError):
+        ExpressionNetwork.load(weights)
+
+
+@needs_weights
+def test_bad_scores_and_performances(tmp_path):
+    empty = tmp_path / "empty.musicxml"
+    text = bundled("sonatina").read_text()
+    import re
+
+    empty.write_text(re.sub(r"<note[ >].*?</note>", "", text, flags=re.S))
+    r = cli("expression", "render", empty, "--csv", tmp_path / "o.csv")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    # a performance of another piece
+    other = ROOT / "scores" / "performances"
+    mids = sorted(other.glob("*.mid"))
+    wrong = next(m for m in mids if "sonatina" not in m.name)
+    r = cli("expression", "assess", bundled("sonatina"), wrong, "--json", tmp_path / "a.json")
+    assert r.returncode == 2 and "does not match the score" in r.stderr and r.stderr.count("\n") == 1
+
+
+@needs_asap
+def test_two_process_training_on_a_small_asap_tree(tmp_path):
+    """torchrun, 2 processes (gloo): the excluded folder never reaches the prepared data."""
+    pytest.importorskip("torch")
+    src = asap.Source(ASAP_GIT)
+    tree = tmp_path / "asap"
+    folders = ["Bach/Prelude/bwv_846", "Bach/Fugue/bwv_846", "Bach/Fugue/bwv_863", "Bach/Fugue/bwv_867"]
+    perfs = asap.aligned_performances(asap_listing())
+    for f in folders:
+        for name in ["xml_score.musicxml"] + [p + ext for p in perfs[f][:2] for ext in (".mid", asap.ALIGN_SUFFIX)]:
+            dest = tree / f / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(src.read(f"{f}/{name}"))
+    (tree / "metadata.csv").write_text("folder\n")
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"batch": 2, "chunk_beats": 24, "eval_every": 2, "model": {"d": 16}}))
+    out = tmp_path / "w.npz"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bridge.cli", "train",
+           "expression", str(tree), "--steps", "4", "--recipe", str(recipe), "--out", str(out),
+           "--prepared", str(tmp_path / "cache"), "--exclude", str(EXCLUDE)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (cache,) = (tmp_path / "cache").glob("expression-data-*.npz")
+    folders_in = set(np.load(cache)["folders"])
+    assert "Bach/Fugue/bwv_867" not in folders_in and "Bach/Fugue/bwv_863" in folders_in
+    net = load_network(out)
+    assert net.recipe["validation"]["best"]["processes"] == 2 and net.cfg["d"] == 16
+    cal = net.recipe["calibration"]  # measured on the validation performance after training
+    assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
