@@ -104,6 +104,13 @@ class Engine:
         n = self.score.notes[ev.notes[0]]
         return Position(n.note_id, n.pass_no, n.measure, n.beat, n.onset_q, round(confidence, 4))
 
+    def expected_pitches(self, ahead: int = 3) -> set[int]:
+        """The pitches of the score event the follower is at and the ``ahead`` after it:
+        what the player most likely plays next (read only; audio detection weighs its
+        evidence with it)."""
+        at = self.last_step.event if self.last_step is not None else 0
+        return {p for ev in self.score.events[max(at, 0) : at + ahead + 1] for p in ev.pitches}
+
     def ref(self, note: int) -> Ref:
         n = self.score.notes[note]
         return Ref(n.note_id, n.pass_no)

@@ -129,6 +129,7 @@ class NoteVerdict(Event):
     printed_finger: str | None = None
     suggested_finger: str | None = None  # the planned finger ("3", or "3_1" for a substitution)
     finger: PlayedFinger | None = None  # the finger that played it (camera), when known
+    detected_t: float | None = None  # audio input: when the detector decided on this note (s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +340,35 @@ class FingeringCorrection(Event):
     replanned: tuple[PlannedFinger, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Expression(Event):
+    """How the player shaped a phrase against the expression model, sent once they have
+    moved on into the next one. Each ``*_expected`` is the model's range for that passage
+    (10th to 90th percentile over its interpretations, given how this player played
+    before it); a figure that cannot be measured (no key releases yet, too few beats)
+    is None."""
+
+    type: ClassVar[str] = "expression"
+    t: float  # the first note past the phrase
+    first_measure: int
+    last_measure: int
+    played: int  # the phrase's score notes that were played
+    level: float | None  # mean velocity
+    level_expected: tuple[float | None, float | None]
+    range: float | None  # spread of the beat loudness (velocity)
+    range_expected: tuple[float | None, float | None]
+    swell: float | None  # loudness change over the phrase (velocity; > 0 crescendo)
+    swell_expected: tuple[float | None, float | None]
+    tempo_qpm: float | None
+    tempo_expected: tuple[float | None, float | None]
+    tempo_change: float | None  # speed change over the phrase, % (> 0 pressing on)
+    tempo_change_expected: tuple[float | None, float | None]
+    articulation: float | None  # median log(played / notated length at the local tempo)
+    articulation_expected: tuple[float | None, float | None]
+    realism: float | None  # the critic's score, 0-1 (higher: more like a human performance)
+    text: str  # e.g. "bars 5-8: dynamics flat (range 6 against 18-30 expected)"
+
+
 # Status (device changes), Command, Annotation and camera frames come in from outside and
 # are logged as input, so a replay reproduces them in order with everything else.
 InputEvent = NoteOn | NoteOff | Control | Status | Command | Annotation | HandFrame
@@ -354,12 +384,14 @@ OutputEvent = (
     | Annotation
     | FingerSeen
     | FingeringCorrection
+    | Expression
 )
 
 __all__ = [
     "Annotation",
     "Command",
     "Control",
+    "Expression",
     "Event",
     "Finger",
     "FingerSeen",

@@ -18,6 +18,7 @@ lines, which ``replay`` does not expect of the engine).
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from bridge.engine import Engine
 from bridge.errors import UserError
-from bridge.events import Command, Event, OutputEvent, Status
+from bridge.events import Command, Event, NoteVerdict, OutputEvent, Status
+from bridge.expression.stream import PhraseStream, open_phrases
 from bridge.osc import OscSender
 from bridge.osc.receiver import Reply
 from bridge.replay import apply, new_engine
@@ -43,6 +45,50 @@ class _Loaded:
     path: str
     engine: Engine
     reply: Reply | None
+    phrases: PhraseStream | None = None
+
+
+class _PhraseWorker:
+    """Assesses finished phrases on a thread of its own: the expression model takes tens of
+    milliseconds, which a key press must never wait for. At most two phrases wait; when
+    the player outruns it, the oldest is dropped and counted in ``dropped`` (the watchdog
+    reports it as ``input_dropped``)."""
+
+    def __init__(self, publish: Callable[[OutputEvent], None], fail: Callable[[Exception], None], dropped: Counter):
+        self.publish, self.fail = publish, fail
+        self.jobs: queue.Queue = queue.Queue(maxsize=2)
+        self.dropped = dropped
+        self.thread = threading.Thread(target=self._run, name="expression", daemon=True)
+        self.thread.start()
+
+    def submit(self, phrases: PhraseStream, k: int, t: float) -> None:
+        job = (phrases, k, t, phrases.snapshot())
+        while True:
+            try:
+                self.jobs.put_nowait(job)
+                return
+            except queue.Full:
+                try:
+                    self.jobs.get_nowait()
+                    self.dropped["expression phrases"] += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            phrases, k, t, played = job
+            try:
+                ev = phrases.assess(k, t, played)
+            except Exception as e:  # noqa: BLE001 - one phrase the model chokes on must not end the others
+                self.fail(e)
+                continue
+            if ev is not None:
+                self.publish(ev)
+
+    def close(self, timeout: float) -> None:
+        """Assess what is waiting, then stop."""
+        self.jobs.put(None)
+        self.thread.join(timeout)
 
 
 _STOP = object()
@@ -100,6 +146,7 @@ class LiveBridge:
         clock: Callable[[], float] = time.monotonic,
         fingering: bool = True,
         calibration=None,
+        expression: bool = True,
         library: list[str | os.PathLike] = (),
         score_path: str | os.PathLike | None = None,
         max_notes: int = 20000,
@@ -107,6 +154,9 @@ class LiveBridge:
         stall_after_s: float = 2.0,
     ):
         self.engine = new_engine(score, fingering, calibration=calibration)
+        # how each phrase was shaped (expression events), assessed off the note path
+        self.phrases, self._expression_off = open_phrases(score, expression)
+        self.phrase_worker: _PhraseWorker | None = None
         self.osc, self.osc_prefix, self.log, self.view = osc, osc_prefix, log, view
         self._clock = clock
         self.t0 = clock()
@@ -122,6 +172,8 @@ class LiveBridge:
         self._notice_lock = threading.Lock()
         self._stop_watch = threading.Event()
         self._output_errors = 0
+        # puts what a replay cannot reproduce on a verdict (audio: when the detector decided)
+        self.stamp: Callable[[NoteVerdict], None] | None = None
         if log is not None:
             log.on_fault = self.notice
 
@@ -154,6 +206,10 @@ class LiveBridge:
 
     def start(self) -> None:
         self._emit(Status(0.0, "score_loaded", self.engine.score.title))
+        if self._expression_off is not None:
+            self.notice(self._expression_off.state, self._expression_off.detail)
+        # idle until a phrase ends (a score loaded later may have phrases where this has none)
+        self.phrase_worker = _PhraseWorker(self._derived, self._expression_failed, self.inbox.dropped)
         self.thread = threading.Thread(target=self._consume, name="bridge-consumer", daemon=True)
         self.thread.start()
         threading.Thread(target=self._watch, name="bridge-watchdog", daemon=True).start()
@@ -167,6 +223,8 @@ class LiveBridge:
             self.thread.join(timeout)
             if self.thread.is_alive():
                 self.notice("stalled", f"the engine did not finish within {timeout:.0f} s of stopping")
+        if self.phrase_worker is not None:
+            self.phrase_worker.close(timeout)
         self._stop_watch.set()
         if self.log:
             left = self.log.close()
@@ -188,6 +246,8 @@ class LiveBridge:
                 self._handle(item)
         for out in self.engine.finish():
             self._emit(out)
+        if self.phrases and self.phrase_worker and (done := self.phrases.finish()) is not None:
+            self.phrase_worker.submit(self.phrases, done, self.clock())
 
     def _handle(self, item) -> None:
         if isinstance(item, _Loaded):
@@ -225,12 +285,30 @@ class LiveBridge:
     def _record(self, outs: list[OutputEvent]) -> None:
         for out in outs:
             self.counts["out"] += 1
+            if self.stamp and isinstance(out, NoteVerdict):
+                self.stamp(out)
             if self.log:
                 self.log.log_out(out)
+            if self.phrases and self.phrase_worker and (done := self.phrases.add(out)) is not None:
+                self.phrase_worker.submit(self.phrases, done, out.t)
         try:
             self._show(outs)
         except Exception as e:  # noqa: BLE001
             self._output_failed(e)
+
+    def _derived(self, ev: OutputEvent) -> None:
+        """An output made beside the engine (a phrase's expression), from its own thread."""
+        with self._notice_lock:
+            try:
+                self._send([ev])
+                self._show([ev])
+            except Exception as e:  # noqa: BLE001
+                self._output_failed(e)
+            if self.log:
+                self.log.log_derived(ev)
+
+    def _expression_failed(self, e: Exception) -> None:
+        self.notice("expression_off", f"the expression model failed on a phrase: {type(e).__name__}: {e}"[:200])
 
     def _output_failed(self, e: Exception) -> None:
         self._output_errors += 1
@@ -280,6 +358,7 @@ class LiveBridge:
         try:
             score = load_score(path)
             engine = new_engine(score, self.engine.suggested is not None, self.engine)
+            phrases, off = open_phrases(score, self.phrases is not None or self._expression_off is not None)
         except Exception as e:  # noqa: BLE001 - a score that will not load keeps the current one
             why = str(e).replace(str(path), path.name) if isinstance(e, UserError) else type(e).__name__
             reply("error", f"load failed: {why}"[:200])
@@ -287,13 +366,16 @@ class LiveBridge:
             return
         finally:
             self._loading = False
-        self.inbox.put("control", _Loaded(str(path), engine, reply), force=True)
+        if off is not None:
+            self.notice(off.state, f"{path.name}: {off.detail}"[:200])
+        self.inbox.put("control", _Loaded(str(path), engine, reply, phrases), force=True)
 
     def _swap(self, loaded: _Loaded) -> None:
         """Logged as the load command at the moment it takes effect, so replay (which loads
         in line) switches scores between the same two inputs."""
         cmd = Command(round(self.clock(), 4), "load", path=loaded.path)
         self.engine = loaded.engine
+        self.phrases = loaded.phrases
         if self.log:
             self.log.log_in(cmd)
         self.counts["in"] += 1

@@ -55,6 +55,7 @@ class FollowRecord:
         self.missed: list[tuple[float, str, int]] = []
         self.jumps: list[tuple[float, str, int]] = []
         self.corrections: list[tuple[float, float, str]] = []  # time, score position, "4 for 3"
+        self.phrases: list[str] = []  # what the expression events said, in words
 
     @classmethod
     def of(cls, results: Iterable[dict], notes: bool = False) -> FollowRecord:
@@ -77,6 +78,8 @@ class FollowRecord:
             self.jumps_count += 1
             if self.notes:
                 self.jumps.append((r["t"], r["kind"], r["to"]["measure"]))
+        elif kind == "expression":
+            self.phrases.append(r["text"])
         elif kind == "fingering_correction":
             self.corrections_count += 1
             press = self._recent.get((r["t"], r["pitch"]))

@@ -43,7 +43,9 @@ from bridge.events import (
 from bridge.userfiles import numbered_lines
 
 INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation, HandFrame)}
-VOLATILE = ("latency_us",)  # differs run to run; not part of what must reproduce
+# differ run to run, or come from outside the engine (the audio detector's decision time):
+# logged, but not part of what a replay must reproduce
+VOLATILE = ("latency_us", "detected_t")
 
 
 def default_dir() -> Path:
@@ -187,6 +189,11 @@ class SessionLog:
         kept in the log but not an output of the engine, so `replay` does not expect it."""
         self._write({"dir": "notice", **ev.to_dict()})
 
+    def log_derived(self, ev: OutputEvent) -> None:
+        """An output computed beside the engine from its outputs (a phrase's expression),
+        on a thread of its own when live: kept in the log, not expected by `replay`."""
+        self._write({"dir": "derived", **ev.to_dict()})
+
     def close(self) -> int:
         """Flush, sync and close; returns how many bytes could not be written."""
         self.closed.set()
@@ -253,14 +260,14 @@ def check_session(path: str | os.PathLike) -> tuple[dict, int, int]:
 
 def session_events(path: str | os.PathLike, only: str | None = None) -> Iterator[tuple[str, InputEvent | dict]]:
     """("in", InputEvent) and ("out", dict) in the order logged (``only``: one of them),
-    read line by line; the bridge's own notices are skipped."""
+    read line by line; the bridge's own notices and derived outputs are skipped."""
     records = _records(path)
     next(records)  # the header
     for n, r in records:
         if not isinstance(r, dict):
             raise UserError(f"{path}:{n}: not a JSON object")
         direction = r.pop("dir", None)
-        if direction == "notice" or (only and direction != only):
+        if direction in ("notice", "derived") or (only and direction != only):
             continue
         if direction == "in":
             yield "in", _input_event(r, f"{path}:{n}")
@@ -271,7 +278,7 @@ def session_events(path: str | os.PathLike, only: str | None = None) -> Iterator
         elif r.get("type") == "session":
             raise UserError(f"{path}:{n}: a second session starts here (give each session its own log)")
         else:
-            raise UserError(f'{path}:{n}: not a session event ("dir" must be "in", "out" or "notice")')
+            raise UserError(f'{path}:{n}: not a session event ("dir" must be "in", "out", "notice" or "derived")')
 
 
 def _records(path: str | os.PathLike) -> Iterator[tuple[int, object]]:

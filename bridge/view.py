@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bridge.events import FingeringCorrection, Jump, Missed, NoteVerdict, OutputEvent, Revised, Status
+from bridge.events import Expression, FingeringCorrection, Jump, Missed, NoteVerdict, OutputEvent, Revised, Status
 
 COLOURS = {"correct": "green", "wrong_pitch": "bold red", "extra": "yellow"}
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
@@ -31,6 +31,7 @@ class TerminalView:
         self.last: NoteVerdict | None = None
         self.status = "waiting for the first note"
         self.correction: Text | None = None
+        self.phrase: Text | None = None  # how the last phrase was shaped (expression)
         self.live = Live(self.render(), refresh_per_second=8, transient=False)
 
     def __enter__(self) -> TerminalView:
@@ -77,6 +78,8 @@ class TerminalView:
                     (f"{note_name(ev.pitch)} finger {played.finger} for {told.finger}{hand}", "bold dark_orange"),
                     f"  then {ahead}" if ahead else "",
                 )
+            elif isinstance(ev, Expression):
+                self.phrase = Text(ev.text)
             elif isinstance(ev, Status):
                 self.status = f"{ev.state} {ev.detail}".strip()
         self.live.update(self.render())
@@ -97,5 +100,7 @@ class TerminalView:
         )
         if self.correction is not None:
             t.add_row("fingering", self.correction)
+        if self.phrase is not None:
+            t.add_row("last phrase", self.phrase)
         t.add_row("status", Text(self.status))
         return Group(t, Text("\n").join(self.recent) if self.recent else Text(" "))

@@ -74,8 +74,13 @@ def jack():
     mido.set_backend("mido.backends.rtmidi/UNIX_JACK", load=True)  # for this process's ports
     yield
     if proc is not None:
+        sd = sys.modules.get("sounddevice")
+        if sd is not None:  # PortAudio's JACK client must close while the server is up: its
+            sd._terminate()  # exit handler aborts the process (pa_jack.c assertion) once it is gone
         proc.terminate()
         proc.wait(timeout=10)
+        if sd is not None:
+            sd._initialize()  # without JACK now: ALSA and OSS only
 
 
 # runs a command and writes its peak resident memory (kB) to the file named first

@@ -2,6 +2,7 @@
 every message validates against its schema in osc_schemas/."""
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.errors import UserError
 from bridge.events import (
+    Expression,
     Finger,
     FingeringCorrection,
     FingerSeen,
@@ -122,18 +124,40 @@ def test_every_event_type_maps_to_valid_messages():
         FingeringCorrection(
             1.9, 64, Ref("n9", 1), PlayedFinger("right", 4, 0.9), Finger("right", 3), (PlannedFinger("n10", 1, 5),)
         ),
+        Expression(
+            2.0,
+            5,
+            8,
+            41,
+            64.1,
+            (60.2, 71.5),
+            6.0,
+            (18.0, 30.0),
+            1.2,
+            (4.0, 14.0),
+            101.0,
+            (96.0, 112.0),
+            -3.0,
+            (-8.0, 2.0),
+            None,
+            (None, None),
+            0.62,
+            "bars 5-8: dynamics flat (range 6 against 18-30 expected)",
+        ),  # fmt: skip
     ]
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
     assert families == [
         "note", "position", "timing", "dynamics", "note", "position", "fingering",
         "note", "position", "note", "position", "missed", "revised", "jump", "pedal", "release", "sounded",
-        "status", "finger", "fingering_correction",
+        "status", "finger", "fingering_correction", "expression",
     ]  # fmt: skip
-    *_, (_, correction) = to_messages(events[-1])
+    (_, correction), *_ = to_messages(events[-2])
     assert correction[4:] == ["right", 4, "right", 3, 0.9, 1, "n10", 1, 5]
     (_, wrong), _ = to_messages(events[2])
     assert wrong[4:6] == ["n6", 2]  # a wrong note names the note it replaced
     assert to_messages(events[0], prefix="/studio/pb/")[0][0] == "/studio/pb/note"
+    ((_, expression),) = to_messages(events[-1])
+    assert expression[7:10] == [6.0, 18.0, 30.0] and all(math.isnan(x) for x in expression[19:22])
 
 
 def test_follow_sends_valid_osc_to_several_targets_one_of_them_down(receiver, tmp_path):
@@ -161,9 +185,17 @@ def test_follow_sends_valid_osc_to_several_targets_one_of_them_down(receiver, tm
 
 def to_messages_from_json(e: dict) -> list:
     """How many OSC messages a JSONL event stands for (the same events feed both)."""
-    n = {"note": 2, "missed": 1, "revised": 1, "jump": 1, "pedal": 1, "release": 1, "sounded": 1, "status": 1}.get(
-        e["type"], 0
-    )
+    n = {
+        "note": 2,
+        "expression": 1,
+        "missed": 1,
+        "revised": 1,
+        "jump": 1,
+        "pedal": 1,
+        "release": 1,
+        "sounded": 1,
+        "status": 1,
+    }.get(e["type"], 0)
     if e["type"] == "note":
         n += (e.get("timing") is not None) + (e.get("loudness") is not None)
         n += bool(e.get("suggested_finger") or e.get("printed_finger"))

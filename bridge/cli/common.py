@@ -12,6 +12,7 @@ from bridge.report import FollowRecord
 from bridge.userfiles import writing
 
 BUNDLED = Path(__file__).resolve().parent.parent.parent / "scores"
+PHRASES_SHOWN = 8
 
 
 def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
@@ -37,8 +38,14 @@ def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
         last = rec.last_position
         t.add_row("ended at", f"measure {last['measure']}, beat {last['beat']:g}")
         t.add_row("engine latency p50 / p99", f"{rec.latency_at(0.5)} / {rec.latency_at(0.99)} µs")
+    if rec.phrases:
+        t.add_row("phrases assessed (expression)", str(len(rec.phrases)))
     with writing("standard output", stdout=True):
-        Console().print(t)
+        console = Console()
+        console.print(t)
+        # how each phrase went, in words (the last few: the JSONL stream has them all)
+        for line in rec.phrases[-PHRASES_SHOWN:]:
+            console.print(Text(line))
         sys.stdout.flush()
 
 
@@ -60,6 +67,12 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         "--no-fingering",
         action="store_true",
         help="no suggested_finger on note events (default: planned by the fingering model when installed)",
+    )
+    p.add_argument(
+        "--no-expression",
+        action="store_true",
+        help="no expression events (default: each phrase assessed against the expression model when installed, "
+        "once the player is into the next; docs/expression.md)",
     )
 
 

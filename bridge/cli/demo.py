@@ -20,6 +20,8 @@ from bridge.cli.common import (
 from bridge.errors import UserError
 from bridge.report import plot_follow
 
+DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian fluid-soundfont-gm
+
 
 def add_parser(sub) -> None:
     d = sub.add_parser(
@@ -39,6 +41,15 @@ def add_parser(sub) -> None:
         action="store_true",
         help="also feed a simulated camera above the keys, where the player uses another finger than the "
         "suggested one on a few notes: shows fingering corrections without a camera",
+    )
+    d.add_argument(
+        "--audio",
+        action="store_true",
+        help="render the practice run to audio with FluidSynth and follow it through the audio input path "
+        "(an acoustic piano heard by a microphone; see docs/audio.md)",
+    )
+    d.add_argument(
+        "--soundfont", metavar="SF2", default=DEFAULT_SOUNDFONT, help="soundfont for --audio (default: %(default)s)"
     )
     add_output_options(d)
     add_oscquery_option(d)
@@ -66,7 +77,17 @@ def run(args: argparse.Namespace) -> int:
 
     score_path = BUNDLED / "sonatina.musicxml"
     score = load_score(score_path)
-    events = read_performance(BUNDLED / "performances" / "sonatina_practice.mid")
+    performance = BUNDLED / "performances" / "sonatina_practice.mid"
+    events = read_performance(performance)
+    if args.audio and (args.camera_sim or args.speed != 1.0):
+        raise UserError("--audio plays the recording as it sounds: leave out --speed and --camera-sim")
+    audio = None
+    if args.audio:  # rendered up front: a missing synthesizer or soundfont is said before anything starts
+        from bridge.audio.live import AudioInput, PlayedSource, detector_factory
+        from bridge.audio.render import fluidsynth_render
+
+        make_detector = detector_factory()
+        samples = fluidsynth_render(performance, args.soundfont)
     # a local OSC receiver stands in for the DAW
     received = [0]
     d = Dispatcher()
@@ -75,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     osc = open_sender(args.osc, bundle=args.osc_bundle, native=[receiver.server_address])
     session = Path(args.session) if args.session else new_session_path()
-    settings = {"demo": True, "fingering": not args.no_fingering}
+    settings = {"demo": True, "fingering": not args.no_fingering, "audio": bool(args.audio)}
     sim = frames = None
     if args.camera_sim:
         from bridge.camera.simulated import practice_camera
@@ -106,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         collect,
         fingering=not args.no_fingering,
         calibration=calibration if sim else None,
+        expression=not args.no_expression,
     )
     osc.set_notice(bridge.notice)
     page = None
@@ -118,24 +140,42 @@ def run(args: argparse.Namespace) -> int:
     query = start_oscquery(args.oscquery, args.osc_prefix)
     bridge.start()
     midi = out = None
-    try:  # play into a virtual MIDI port, as a keyboard would, where there is a MIDI system
-        backend = open_backend()
-        midi = MidiInput(backend, bridge.submit, bridge.clock, virtual="pianobridge-demo")
-        midi.start()
-        time.sleep(0.2)
-        out = backend.open_output(next(n for n in backend.get_output_names() if "pianobridge-demo" in n))
-        source = "a virtual MIDI port"
-    except (UserError, StopIteration, OSError, RuntimeError):
-        if midi:
-            midi.close()
-            midi.release()
-        midi, source = None, "an internal source (no MIDI system here)"
+    if args.audio:
+        audio = AudioInput(
+            PlayedSource(samples, name=Path(args.soundfont).name),
+            bridge.submit,
+            bridge.clock,
+            lambda: bridge.engine.expected_pitches(),
+            make_detector,
+        )
+        bridge.stamp = audio.stamp
+    source = "the audio input (rendered with FluidSynth)"
+    if audio is None:
+        try:  # play into a virtual MIDI port, as a keyboard would, where there is a MIDI system
+            backend = open_backend()
+            midi = MidiInput(backend, bridge.submit, bridge.clock, virtual="pianobridge-demo")
+            midi.start()
+            time.sleep(0.2)
+            out = backend.open_output(next(n for n in backend.get_output_names() if "pianobridge-demo" in n))
+            source = "a virtual MIDI port"
+        except (UserError, StopIteration, OSError, RuntimeError):
+            if midi:
+                midi.close()
+                midi.release()
+            midi, source = None, "an internal source (no MIDI system here)"
     print(f"pianobridge demo: playing {score.title!r} in real time through {source}", file=sys.stderr)
-    # key presses and camera frames in time order, each sent when its moment comes
-    timeline = sorted([(ev.t, 0, ev) for ev in events] + [(f["t"], 1, f) for f in frames or []], key=lambda x: x[:2])
+    # key presses and camera frames in time order, each sent when its moment comes (audio plays itself)
+    timeline = (
+        []
+        if audio
+        else sorted([(ev.t, 0, ev) for ev in events] + [(f["t"], 1, f) for f in frames or []], key=lambda x: x[:2])
+    )
     start = time.monotonic()
     try:
         with view or contextlib.nullcontext():
+            if audio is not None:
+                audio.start()
+                audio.source.done.wait()
             for at, is_frame, ev in timeline:
                 time.sleep(max(0.0, start + at / args.speed - time.monotonic()))
                 if is_frame:
@@ -146,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
                     bridge.submit(replace(ev, t=bridge.clock()))
             time.sleep(0.3)
     finally:
+        if audio is not None:
+            print(f"pianobridge: {audio.close()}", file=sys.stderr)
         if out is not None:
             out.close()
         if midi:

@@ -16,6 +16,7 @@ from bridge.errors import UserError
 CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
     "score": str,
     "midi_in": str,
+    "audio_in": str,
     "virtual_port": str,
     "osc": list[str],
     "osc_in": str,
@@ -24,6 +25,7 @@ CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
     "session_dir": str,
     "view": bool,
     "fingering": bool,
+    "expression": bool,
     "camera": str | int,
     "calibration": str,
     "hand_model": str,
@@ -90,6 +92,12 @@ def add_parser(sub) -> None:
     live.add_argument("--score", help="MusicXML score")
     live.add_argument("--midi-in", metavar="NAME", help="MIDI input: exact name or a unique part of it")
     live.add_argument("--virtual-port", metavar="NAME", help="open a virtual MIDI input other apps can send to")
+    live.add_argument(
+        "--audio-in",
+        metavar="DEVICE",
+        help="follow an acoustic piano through this sound input (exact name or a unique part; `pianobridge ports` "
+        "lists them; see docs/audio.md)",
+    )
     live.add_argument("--config", metavar="FILE.toml", help="settings: " + ", ".join(sorted(CONFIG_KEYS)))
     live.add_argument("--session", metavar="FILE", help="session log file (default: a new file in session_dir)")
     live.add_argument("--session-dir", metavar="DIR", help="folder for session logs (default: ~/pianobridge-sessions)")
@@ -154,17 +162,25 @@ def run(args: argparse.Namespace) -> int:
     score_path = setting("score")
     if not score_path:
         raise UserError("give a score: --score FILE (or score = ... in the config)")
-    midi_in, virtual = setting("midi_in"), setting("virtual_port")
-    if not midi_in and not virtual:
-        raise UserError("give a MIDI input: --midi-in NAME or --virtual-port NAME (`pianobridge ports` lists them)")
+    midi_in, virtual, audio_in = setting("midi_in"), setting("virtual_port"), setting("audio_in")
+    if not midi_in and not virtual and not audio_in:
+        raise UserError(
+            "give an input: --midi-in NAME, --virtual-port NAME or --audio-in DEVICE (`pianobridge ports` lists them)"
+        )
     score = load_score(score_path)
-    backend = open_backend()
+    backend = open_backend() if midi_in or virtual else None
     if midi_in and not virtual:
         midi_in = find_port(midi_in, backend.get_input_names())  # a clear error before anything starts
+    audio_source = None
+    if audio_in:
+        from bridge.audio.live import DeviceSource
+
+        audio_source = DeviceSource(audio_in)  # a clear error before anything starts
     targets = setting("osc", [])
     osc = open_sender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
     session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
     fingering = bool(setting("fingering", True)) and not args.no_fingering
+    expression = bool(setting("expression", True)) and not args.no_expression
     camera, cal_path = setting("camera"), setting("calibration")
     if camera is not None and not cal_path:
         raise UserError("--camera needs --calibration CAL.json (`pianobridge calibrate` makes one)")
@@ -174,7 +190,13 @@ def run(args: argparse.Namespace) -> int:
 
         calibration = Calibration.load(cal_path)
         cal_path = str(Path(cal_path).resolve())
-    settings = {"midi_in": midi_in, "virtual_port": virtual, "osc": setting("osc", []), "fingering": fingering}
+    settings = {
+        "midi_in": midi_in,
+        "virtual_port": virtual,
+        "audio_in": audio_in,
+        "osc": setting("osc", []),
+        "fingering": fingering,
+    }
     log = SessionLog(session, score_path, {**settings, "camera": camera, "calibration": cal_path})
     show = setting("view", sys.stdout.isatty()) and not args.no_view
     view = TerminalView(score.title) if show else None
@@ -187,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         view,
         fingering=fingering,
         calibration=calibration,
+        expression=expression,
         library=setting("library", []),
         score_path=score_path,
     )
@@ -218,7 +241,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"pianobridge: OSC in on {host}:{port}: send {prefix}/auth {token} first", file=sys.stderr)
     query_port = args.oscquery if args.oscquery is not None else cfg.get("oscquery")
     query = start_oscquery(query_port, prefix, in_address)
-    midi = MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
+    midi = (
+        MidiInput(backend, bridge.submit, bridge.clock, name=None if virtual else midi_in, virtual=virtual)
+        if backend
+        else None
+    )
+    audio = None
+    if audio_source:
+        from bridge.audio.live import AudioInput, detector_factory
+
+        audio = AudioInput(
+            audio_source, bridge.submit, bridge.clock, lambda: bridge.engine.expected_pitches(), detector_factory()
+        )
+        bridge.stamp = audio.stamp
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -230,7 +265,10 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         bridge.start()
-        midi.start()
+        if midi:
+            midi.start()
+        if audio:
+            audio.start()
         if osc_in:
             osc_in.start()
         if camera is not None:
@@ -246,12 +284,17 @@ def run(args: argparse.Namespace) -> int:
             query.close()
         if osc_in:
             osc_in.close()
-        midi.close()
+        if midi:
+            midi.close()
+        audio_note = audio.close() if audio else None
         camera_note = cam.close() if cam else None
         bridge.stop()  # the session log is complete and closed before the MIDI system is let go
         if page:
             page.close()  # after the bridge's last events
-        midi.release()
+        if midi:
+            midi.release()
+    if audio_note:
+        print(f"pianobridge: {audio_note}", file=sys.stderr)
     if camera_note:
         print(f"pianobridge: {camera_note}", file=sys.stderr)
     for line in osc.summary() if osc else []:

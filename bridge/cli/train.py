@@ -1,4 +1,5 @@
-"""`pianobridge train`: train the fingering or hand-separation network on PIG."""
+"""`pianobridge train`: train the fingering or hand-separation network on PIG, or the
+audio note detector on rendered (n)ASAP performances."""
 
 from __future__ import annotations
 
@@ -10,23 +11,55 @@ from bridge.cli.common import positive
 def add_parser(sub) -> None:
     tr = sub.add_parser(
         "train",
-        help="train the fingering or hand-separation network on PIG",
-        description="Trains on PIG pieces 031-150 (001-030 are the test split and are never read) "
-        "and writes numpy weights that `pianobridge fingering` loads. Needs torch.",
+        help="train the fingering, hand-separation or audio note-detection network",
+        description="fingering, hands: trains on PIG pieces 031-150 (001-030 are the test split and are never "
+        "read) and writes numpy weights that `pianobridge fingering` loads. audio: renders the (n)ASAP "
+        "performances under DATA (as benchmarks/asap_wide.py lays them out; nasap-dev's pieces are left out) "
+        "with FluidSynth and trains the note detector, written as ONNX (see docs/audio.md). Needs torch.",
     )
-    tr.add_argument("task", choices=("fingering", "hands"))
-    tr.add_argument("pig", help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles)")
-    tr.add_argument("--out", help="weights file (default: model/TASK.npz)")
+    tr.add_argument("task", choices=("fingering", "hands", "audio", "expression"))
+    tr.add_argument(
+        "pig",
+        metavar="DATA",
+        help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles); for audio, the asap-wide folder",
+    )
+    tr.add_argument("--out", help="weights file (default: model/TASK.npz, model/audio.onnx)")
     tr.add_argument("--members", type=positive(int), default=None, help="networks in the ensemble")
     tr.add_argument("--steps", type=positive(int), default=None, help="training steps per network")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
         "--holdout", action="store_true", help="hold out pieces whose number is a multiple of 5 and report on them"
     )
+    audio = tr.add_argument_group("audio")
+    audio.add_argument(
+        "--nasap-dev",
+        default="../shared/data/nasap-dev",
+        help="the evaluation pieces kept out of audio training (default: %(default)s)",
+    )
+    audio.add_argument(
+        "--cache",
+        default="audio-training-data",
+        help="folder for the rendered training segments (outside the repository; default: %(default)s)",
+    )
+    audio.add_argument("--pieces", type=positive(int), help="render and train on this many performances (default all)")
+    audio.add_argument("--resume", metavar="PT", help="continue from these torch weights (a checkpoint.pt)")
+    audio.add_argument("--minutes", type=positive(float), default=38.0, help="training time (default: %(default)s)")
+    expression = tr.add_argument_group("expression (DATA: (n)ASAP, a checkout or its git directory)")
+    expression.add_argument("--recipe", metavar="JSON", help="loss weights and settings over the defaults")
+    expression.add_argument("--exclude", metavar="TXT", help="score folders never read (default: the shared list)")
+    expression.add_argument("--prepared", metavar="DIR", help="prepared data (default: ~/.cache/pianobridge)")
     tr.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "expression":
+        from bridge.expression.train import train_command as expression_command
+
+        return expression_command(args)
+    if args.task == "audio":
+        from bridge.audio.train import train_command as audio_command
+
+        return audio_command(args)
     from bridge.fingering.train import train_command
 
     return train_command(args)

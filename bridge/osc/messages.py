@@ -7,8 +7,11 @@ where they exist (a note without a timing verdict sends no ``/timing``).
 
 from __future__ import annotations
 
+import math
+
 from bridge.events import (
     Annotation,
+    Expression,
     FingeringCorrection,
     FingerSeen,
     Jump,
@@ -96,6 +99,21 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
         return [(f"{p}/{ev.type}", [t, ev.pitch, float(dur), note_id, pass_no])]
     if isinstance(ev, Status):
         return [(f"{p}/status", [t, ev.state, ev.detail])]
+    if isinstance(ev, Expression):
+        figures = [
+            x
+            for played, band in (
+                (ev.level, ev.level_expected),
+                (ev.range, ev.range_expected),
+                (ev.swell, ev.swell_expected),
+                (ev.tempo_qpm, ev.tempo_expected),
+                (ev.tempo_change, ev.tempo_change_expected),
+                (ev.articulation, ev.articulation_expected),
+            )
+            for x in (played, *band)
+        ]
+        numbers = [math.nan if x is None else float(x) for x in [*figures, ev.realism]]
+        return [(f"{p}/expression", [t, ev.first_measure, ev.last_measure, ev.played, *numbers, ev.text])]
     if isinstance(ev, Annotation):
         return [(f"{p}/annotation", [t, ev.author, ev.text, ev.measure, ev.note_id])]
     return []
