@@ -16,6 +16,7 @@ while, and prints the bridge's memory before and after. --web serves the score p
 (`run --web`) and keeps it open in headless Chromium (playwright, Debian's /usr/bin/chromium)
 all the while, drawing every note: the bridge's figures with a page watching (--no-browser:
 the page's server alone, to tell its cost from the browser's on a small machine).
+--no-expression leaves out the phrase assessment (`expression` events), to tell its cost.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def main() -> None:
     ap.add_argument("--echo", action="store_true", help="a bare echo in place of the bridge (the floor)")
     ap.add_argument("--flood", type=float, metavar="N", help="junk datagrams a second at the bridge's --osc-in")
     ap.add_argument("--web", action="store_true", help="with the score page open in headless Chromium")
+    ap.add_argument(
+        "--no-expression", action="store_true", help="without the phrase assessment (its cost on the note path)"
+    )
     ap.add_argument("--no-browser", action="store_true", help="with --web: the page's server on, no page open")
     a = ap.parse_args()
     if a.flood and a.echo:
@@ -142,6 +146,8 @@ def main() -> None:
     osc_port = str(server.server_address[1])
     run = [sys.executable, "-m", "bridge.cli", "run", "--score", str(ROOT / "scores" / "sonatina.musicxml"),
            "--virtual-port", "pb-latency", "--osc", f"127.0.0.1:{osc_port}", "--session", str(session), "--no-view"]  # fmt: skip
+    if a.no_expression:
+        run.append("--no-expression")
     if a.flood:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))

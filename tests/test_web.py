@@ -135,7 +135,17 @@ def cursor_measure(events: list[dict]) -> int | None:
     return measure
 
 
-PAGE_TYPES = {"note", "missed", "revised", "jump", "status", "annotation", "finger", "fingering_correction"}
+PAGE_TYPES = {
+    "note",
+    "missed",
+    "revised",
+    "jump",
+    "status",
+    "annotation",
+    "finger",
+    "fingering_correction",
+    "expression",
+}
 
 
 def page_events(path: Path) -> list[dict]:

@@ -155,9 +155,8 @@
         logLine(ev.t, `annotation ${where}: ${ev.author ? ev.author + ": " : ""}${ev.text}`, "annotation");
         break;
       }
-      case "expression":
-        logLine(ev.t, "expression: " + Object.entries(ev).filter(([k]) => !["type", "t", "_w"].includes(k))
-          .map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(2) : JSON.stringify(v)}`).join(", ").slice(0, 300), "expression");
+      case "expression": // how the last phrase was shaped, in the model's words
+        logLine(ev.t, String(ev.text || "").slice(0, 300), "expression");
         break;
       case "status":
         if (ev.state !== "score_loaded" || ev.t > 0) logLine(ev.t, `${ev.state}${ev.detail ? ": " + ev.detail : ""}`, "status");
