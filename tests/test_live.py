@@ -104,9 +104,18 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
         play(keyboard, first)
         n_first = sum(1 for _, m in first if m.type == "note_on" and m.velocity)
         notes = lambda: [args for a, args in receiver.got if a.endswith("/note")]  # noqa: E731
-        if wait_until(lambda: len(notes()) >= n_first, 5) is None:
-            logged = session.read_text().count('"type":"note_on"')
-            pytest.fail(f"{len(notes())} of {n_first} notes; {logged} note-ons logged; statuses {statuses(receiver)}")
+
+        def all_answered(n_sent: int, wait_s: float) -> None:
+            """Every note-on sent comes back, or (a JACK dummy server without realtime scheduling
+            can drop a MIDI event when the machine is starved) the bridge answered every note-on
+            it received, and nearly all came."""
+            if wait_until(lambda: len(notes()) >= n_sent, wait_s) is None:
+                logged = session.read_text().count('"type":"note_on"')
+                assert len(notes()) == logged >= n_sent - 3, (
+                    f"{len(notes())} of {n_sent} notes; {logged} note-ons logged; statuses {statuses(receiver)}"
+                )
+
+        all_answered(n_first, 5)
         assert sum(a[3] == "correct" for a in notes()) >= 0.95 * n_first
         measure_before = [args for a, args in receiver.got if a.endswith("/position")][-1][3]
 
@@ -118,11 +127,7 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
 
         play(keyboard, rest)
         n_all = n_first + sum(1 for _, m in rest if m.type == "note_on" and m.velocity)
-        if wait_until(lambda: len(notes()) >= n_all, 15) is None:
-            # a JACK dummy server without realtime scheduling can drop a MIDI event when the machine
-            # is starved; the bridge must have answered every note-on it received, and nearly all came
-            logged = sum(e.type == "note_on" and e.velocity > 0 for e in read_session(session).inputs)
-            assert len(notes()) == logged >= n_all - 3, f"{len(notes())} of {n_all} notes; {logged} note-ons logged"
+        all_answered(n_all, 15)
         later = notes()[n_first:]
         assert sum(a[3] == "correct" for a in later) >= 0.9 * len(later)  # kept its place
         assert [args for a, args in receiver.got if a.endswith("/position")][-1][3] > measure_before
