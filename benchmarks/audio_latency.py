@@ -32,7 +32,7 @@ def main() -> int:
     from bridge.audio.live import AudioInput, PlayedSource, detector_factory
     from bridge.audio.render import fluidsynth_render
     from bridge.events import NoteOn
-    from bridge.live import LiveBridge
+    from bridge.live.runtime import LiveBridge
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.osc import OscSender

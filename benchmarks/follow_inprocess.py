@@ -35,9 +35,9 @@ REVISED_KEYS = ("err_p", "err_r", "false_flag")
 def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
     import eval_follow as ef
 
-    from bridge.engine import Engine
-    from bridge.follower import FollowerParams
-    from bridge.matcher import MatcherParams
+    from bridge.follow.engine import Engine
+    from bridge.follow.follower import FollowerParams
+    from bridge.follow.matcher import MatcherParams
     from bridge.midifile import read_performance
     from bridge.musicxml import load_score
     from bridge.replay import run_engine

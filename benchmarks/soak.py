@@ -25,7 +25,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.live import LiveBridge  # noqa: E402
+from bridge.live.runtime import LiveBridge  # noqa: E402
 from bridge.midifile import read_performance  # noqa: E402
 from bridge.musicxml import load_score  # noqa: E402
 from bridge.osc import OscSender  # noqa: E402

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from bridge.engine import Engine
 from bridge.errors import UserError
 from bridge.events import Command, InputEvent, NoteVerdict, OutputEvent, Status
+from bridge.follow.engine import Engine
 from bridge.score import Score
 
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, replace
 
 from bridge.events import Control, InputEvent, NoteOff, NoteOn
-from bridge.matcher import DYNAMIC_VELOCITY
+from bridge.follow.matcher import DYNAMIC_VELOCITY
 from bridge.score import Score
 
 

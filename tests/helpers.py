@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bridge import simulate
-from bridge.engine import Engine
 from bridge.events import NoteVerdict, OutputEvent
+from bridge.follow.engine import Engine
 from bridge.score import Score
 
 

@@ -16,7 +16,7 @@ from test_audio import FLUIDR3, notes_of, paired
 
 from bridge.audio.live import AudioInput, PlayedSource, detector_factory
 from bridge.events import NoteVerdict, Status
-from bridge.live import LiveBridge
+from bridge.live.runtime import LiveBridge
 from bridge.musicxml import load_score
 from bridge.session import SessionLog
 

@@ -575,7 +575,7 @@ def test_summary_of_a_score_titled_with_markup(tmp_path):
 def test_live_view_shows_outside_text_as_text():
     from rich.console import Console
 
-    from bridge.view import TerminalView
+    from bridge.live.view import TerminalView
 
     view = TerminalView("Etude [/] no. 1 [bold")
     view(Status(0.0, "osc_ignored", "/pianobridge/x [/] [bold red]"))

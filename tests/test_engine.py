@@ -7,8 +7,8 @@ from conftest import bundled
 from helpers import run, verdicts
 
 from bridge import simulate
-from bridge.engine import Engine
 from bridge.events import Control, Missed, NoteOff, NoteOn, NoteVerdict, Pedal, Release, Sounded
+from bridge.follow.engine import Engine
 from bridge.musicxml import load_score
 
 

@@ -14,7 +14,7 @@ from bridge import simulate
 from bridge.events import Expression, NoteVerdict, Status
 from bridge.expression import render
 from bridge.expression.stream import PhraseStream, open_phrases
-from bridge.live import LiveBridge
+from bridge.live.runtime import LiveBridge
 from bridge.musicxml import load_score
 from bridge.replay import new_engine, run_engine
 from bridge.session import SessionLog

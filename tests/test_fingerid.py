@@ -189,8 +189,8 @@ def test_follow_with_hands_and_calibration(tmp_path):
 def test_engine_calls_fingers_live_from_camera_frames():
     """The live path: HandFrame events interleaved with notes, in time order, through the
     engine (as the live bridge and a session replay feed it)."""
-    from bridge.engine import Engine
     from bridge.events import FingerSeen, HandFrame, NoteOff, NoteOn
+    from bridge.follow.engine import Engine
     from bridge.musicxml import load_score
 
     score = load_score(bundled("scale_study"))

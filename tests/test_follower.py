@@ -9,7 +9,7 @@ from helpers import notes_to_recover, position_ok, run, verdicts
 
 from bridge import simulate
 from bridge.events import Jump, Missed
-from bridge.follower import Follower
+from bridge.follow.follower import Follower
 from bridge.musicxml import load_score
 
 PIECES = ["scale_study", "chorale", "minuet", "nocturne", "sonatina"]

@@ -7,8 +7,8 @@ from conftest import bundled
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.engine import Engine
 from bridge.events import Control, NoteOff, NoteOn, NoteVerdict
+from bridge.follow.engine import Engine
 from bridge.midiport import to_event
 from bridge.musicxml import load_score
 

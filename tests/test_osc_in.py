@@ -13,8 +13,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from test_osc import ALL_SCHEMAS
 
 from bridge import simulate
-from bridge.engine import Engine
 from bridge.events import Annotation, Command, Jump, NoteOn, NoteVerdict, Status
+from bridge.follow.engine import Engine
 from bridge.musicxml import load_score
 from bridge.osc import OscReceiver, to_input, to_messages
 from bridge.replay import apply

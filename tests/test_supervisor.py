@@ -5,9 +5,9 @@ import time
 
 from conftest import bundled
 
-from bridge.engine import Engine
 from bridge.events import NoteOn, NoteVerdict, Status
-from bridge.live import Inboxes, LiveBridge
+from bridge.follow.engine import Engine
+from bridge.live.runtime import Inboxes, LiveBridge
 from bridge.musicxml import load_score
 from bridge.session import SessionLog, read_session
 

@@ -68,12 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from bridge.adapters.registry import open_sender
     from bridge.events import HandFrame
     from bridge.keyboard import Calibration
-    from bridge.live import LiveBridge
+    from bridge.live.runtime import LiveBridge
+    from bridge.live.view import TerminalView
     from bridge.midifile import read_performance
     from bridge.midiport import MidiInput, open_backend, to_message
     from bridge.musicxml import load_score
     from bridge.session import SessionLog, new_session_path
-    from bridge.view import TerminalView
 
     score_path = BUNDLED / "sonatina.musicxml"
     score = load_score(score_path)

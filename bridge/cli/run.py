@@ -144,12 +144,12 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from bridge.adapters.registry import open_sender
-    from bridge.live import LiveBridge
+    from bridge.live.runtime import LiveBridge
+    from bridge.live.view import TerminalView
     from bridge.midiport import MidiInput, find_port, open_backend
     from bridge.musicxml import load_score
     from bridge.osc import OscReceiver, parse_target
     from bridge.session import SessionLog, new_session_path
-    from bridge.view import TerminalView
 
     cfg = load_config(args.config)
     # the MIDI reader and the consumer share the GIL: hand it over in 0.5 ms, not 5 ms

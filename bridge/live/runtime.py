@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.engine import Engine
 from bridge.errors import UserError
 from bridge.events import Command, Event, NoteVerdict, OutputEvent, Status
 from bridge.expression.stream import PhraseStream, open_phrases
+from bridge.follow.engine import Engine
 from bridge.osc import OscSender
 from bridge.osc.receiver import Reply
 from bridge.replay import apply, new_engine

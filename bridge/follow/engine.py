@@ -36,9 +36,9 @@ from bridge.events import (
 )
 from bridge.fingerid import FingerWatcher
 from bridge.fingering import LEFT, Fingering, finger_text
-from bridge.follower import Follower, FollowerParams, FollowerStep
+from bridge.follow.follower import Follower, FollowerParams, FollowerStep
+from bridge.follow.matcher import Matcher, MatcherParams
 from bridge.keyboard import Calibration
-from bridge.matcher import Matcher, MatcherParams
 from bridge.score import Score
 
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bridge.follower import FollowerStep
+from bridge.follow.follower import FollowerStep
 from bridge.score import Score
 
 # MIDI velocity a mark asks for (middle of the usual range of a digital piano)
