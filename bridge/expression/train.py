@@ -57,6 +57,11 @@ class Chunk:
     art_ok: torch.Tensor
     log_spq: torch.Tensor  # scaled, per beat; nan filled with the chunk's mean
     spq_ok: torch.Tensor
+    pos_q: torch.Tensor  # (N,) quarters from the start of the note's beat
+    beat_len_q: torch.Tensor  # (B,)
+    span_q: torch.Tensor  # (B,) quarters to the next beat
+    onset: torch.Tensor  # (N,) index of the note's score onset (chord) in the chunk
+    onset_dq: torch.Tensor  # (O - 1,) notated quarters between successive onsets
 
 
 def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
@@ -74,6 +79,9 @@ def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
     spq_ok = ~np.isnan(lsp)
     fill = np.nanmean(lsp) if spq_ok.any() else 0.0
 
+    starts = np.append(t.beat_start_q, t.beat_start_q[-1] + t.beat_len_q[-1])
+    qs, onset = np.unique(np.round(piece.onset_q[sel], 4), return_inverse=True)
+
     def f(a):
         return torch.tensor(np.nan_to_num(a, nan=0.0), dtype=torch.float32)
 
@@ -81,11 +89,32 @@ def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
         torch.tensor(piece.feats[sel]), torch.tensor(beat), torch.tensor(beat_bar), torch.tensor(bar_phr),
         f(vel), f(perf.dev[sel] * Scale.DEV), f(art), f(perf.pedal[sel]), f(played), f(art_ok),
         torch.tensor(np.where(spq_ok, lsp, fill), dtype=torch.float32), f(spq_ok),
+        f(piece.onset_q[sel] - t.beat_start_q[t.beat[sel]]), f(t.beat_len_q[b0:b1]), f(np.diff(starts)[b0:b1]),
+        torch.tensor(onset), f(np.diff(qs)),
     )  # fmt: skip
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2 * ok).sum() / ok.sum().clamp(min=1)
+
+
+def onset_spq(
+    c: Chunk, log_spq: torch.Tensor, dev: torch.Tensor, ok: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seconds per quarter between successive score onsets (chords: their notes' mean onset),
+    the local tempo eval_expression.py correlates, from a beat tempo curve and timing
+    deviations in network units (as `render.decode` places notes); and which of them are
+    known (every note of both onsets in ``ok``)."""
+    spq = torch.exp(log_spq * Scale.SPQ_STEP + Scale.SPQ_MID)
+    beat_t = torch.cumsum(spq * c.span_q, 0) - spq * c.span_q
+    t = beat_t[c.beat] + c.pos_q * spq[c.beat] + dev.clamp(-5, 5) / Scale.DEV * spq[c.beat] * c.beat_len_q[c.beat]
+    n_on = len(c.onset_dq) + 1
+    count = torch.zeros(n_on).index_add(0, c.onset, torch.ones(len(t)))
+    mean = torch.zeros(n_on).index_add(0, c.onset, t) / count
+    bad = torch.zeros(n_on).index_add(0, c.onset, 1 - ok)
+    ioi = (mean[1:] - mean[:-1]).clamp(min=1e-3) / c.onset_dq.clamp(min=1e-3)
+    known = (bad[1:] == 0) & (bad[:-1] == 0)
+    return ioi, known.float()
 
 
 def generator_losses(net: ExpressionNet, c: Chunk, w: dict, fusion: bool, gen: torch.Generator):
@@ -185,10 +214,11 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def validate(net: ExpressionNet, pieces, perfs, val: list[int], max_beats: int = 400) -> dict[str, float]:
-    """Mean per-performance r of velocity, beat tempo (spq) and articulation at z = 0, on the
+    """Mean per-performance r of velocity, beat tempo (spq), tempo between successive onsets
+    (reported, not in the score) and articulation at z = 0, on the
     first ``max_beats`` beats of each validation performance."""
     net.eval()
-    rs: dict[str, list[float]] = {"vel_r": [], "tempo_r": [], "art_r": []}
+    rs: dict[str, list[float]] = {"vel_r": [], "tempo_r": [], "ioi_r": [], "art_r": []}
     for k in val:
         perf = perfs[k]
         piece = pieces[perf.piece]
@@ -199,6 +229,11 @@ def validate(net: ExpressionNet, pieces, perfs, val: list[int], max_beats: int =
         rs["vel_r"].append(pearson(vel[ok], c.vel.numpy()[ok]))
         sok = c.spq_ok.numpy() > 0
         rs["tempo_r"].append(pearson(out_b[:, 0].numpy()[sok], c.log_spq.numpy()[sok]))
+        timed = c.played * c.spq_ok[c.beat]
+        ioi_t, ioi_ok = onset_spq(c, c.log_spq, c.dev, timed)
+        ioi_p, _ = onset_spq(c, out_b[:, 0], out_n[:, 1], timed)
+        iok = ioi_ok.numpy() > 0
+        rs["ioi_r"].append(pearson(ioi_p.numpy()[iok], ioi_t.numpy()[iok]))
         aok = c.art_ok.numpy() > 0
         rs["art_r"].append(pearson(out_n[:, 2].numpy()[aok], c.art.numpy()[aok]))
     net.train()
