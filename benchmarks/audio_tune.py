@@ -13,7 +13,6 @@ those network outputs. TimGM6mb is never used here (it is the unseen sound).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import random
 import sys
@@ -22,17 +21,10 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+import yardsticks
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-TOOL = ROOT.parent / "shared" / "tools" / "eval_follow.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("eval_follow", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> int:
@@ -53,7 +45,7 @@ def main() -> int:
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--grid", nargs="*", default=[], help="FIELD=V1,V2 ... (fields of Thresholds)")
     a = ap.parse_args()
-    ef = load_tool()
+    ef = yardsticks.load("eval_follow")
     ef.AUDIO, ef.SNR_DB = a.soundfont, a.snr_db
     net = Network(a.model)
     grid = {k: [float(v) for v in vs.split(",")] for k, vs in (g.split("=") for g in a.grid)}

@@ -14,7 +14,6 @@ held-out one. Needs partitura.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -22,17 +21,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import yardsticks
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-TOOLS = ROOT.parent / "shared" / "tools" / "eval_expression.py"
-
-
-def yardstick():
-    spec = importlib.util.spec_from_file_location("eval_expression", TOOLS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> None:
@@ -43,7 +35,7 @@ def main() -> None:
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "expression_vienna.png"))
     ap.add_argument("--json")
     a = ap.parse_args()
-    ev = yardstick()
+    ev = yardsticks.load("eval_expression")
     from bridge.expression.render import interpretations, load_network, write_csv
     from bridge.musicxml import load_score
 

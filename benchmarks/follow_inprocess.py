@@ -21,10 +21,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
+import yardsticks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools"))
 
 KEYS = ("pos1q", "match", "lost", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
 # the error flags again with ``revised`` events applied (a press a later, better-timed
@@ -33,7 +33,7 @@ REVISED_KEYS = ("err_p", "err_r", "false_flag")
 
 
 def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
-    import eval_follow as ef
+    ef = yardsticks.load("eval_follow")
 
     from bridge.follow.engine import Engine
     from bridge.follow.follower import FollowerParams

@@ -256,35 +256,31 @@ def _sub_tree(t, b0: int, b1: int):
     )  # fmt: skip
 
 
+# what a figure below / above its expected band is called
+OUTSIDE = (
+    ("range", "dynamics flat (range {v:.0f} against {lo:.0f}-{hi:.0f} expected)",
+     "dynamics exaggerated (range {v:.0f} against {lo:.0f}-{hi:.0f} expected)"),
+    ("swell", "crescendo to bar {last} missing ({v:+.0f} against {lo:+.0f}..{hi:+.0f})",
+     "diminuendo to bar {last} missing ({v:+.0f} against {lo:+.0f}..{hi:+.0f})"),
+    ("level", "soft (level {v:.0f} against {lo:.0f}-{hi:.0f})", "loud (level {v:.0f} against {lo:.0f}-{hi:.0f})"),
+    ("tempo_change", "dragging into bar {last} ({v:+.0f}% against {lo:+.0f}..{hi:+.0f}%)",
+     "rushing into bar {last} ({v:+.0f}% against {lo:+.0f}..{hi:+.0f}%)"),
+    ("articulation", "more detached than expected", "more legato than expected"),
+)  # fmt: skip
+
+
 def describe(first: int, last: int, mine: dict, centre: dict, band: dict) -> str:
     """One line on what falls outside the expected range, e.g. 'bars 5-8: dynamics flat (range 6
     against 18-30 expected); crescendo to bar 8 missing; rushing into bar 8'."""
     notes = []
-    lo, hi = band["range"]
-    if mine["range"] < lo:
-        notes.append(f"dynamics flat (range {mine['range']:.0f} against {lo:.0f}-{hi:.0f} expected)")
-    elif mine["range"] > hi:
-        notes.append(f"dynamics exaggerated (range {mine['range']:.0f} against {lo:.0f}-{hi:.0f} expected)")
-    lo, hi = band["swell"]
-    if lo > 0 and mine["swell"] < lo:
-        notes.append(f"crescendo to bar {last} missing ({mine['swell']:+.0f} against {lo:+.0f}..{hi:+.0f})")
-    elif hi < 0 and mine["swell"] > hi:
-        notes.append(f"diminuendo to bar {last} missing ({mine['swell']:+.0f} against {lo:+.0f}..{hi:+.0f})")
-    lo, hi = band["level"]
-    if mine["level"] < lo:
-        notes.append(f"soft (level {mine['level']:.0f} against {lo:.0f}-{hi:.0f})")
-    elif mine["level"] > hi:
-        notes.append(f"loud (level {mine['level']:.0f} against {lo:.0f}-{hi:.0f})")
-    lo, hi = band["tempo_change"]
-    if mine["tempo_change"] > hi:
-        notes.append(f"rushing into bar {last} ({mine['tempo_change']:+.0f}% against {lo:+.0f}..{hi:+.0f}%)")
-    elif mine["tempo_change"] < lo:
-        notes.append(f"dragging into bar {last} ({mine['tempo_change']:+.0f}% against {lo:+.0f}..{hi:+.0f}%)")
-    lo, hi = band["articulation"]
-    if mine["articulation"] < lo:
-        notes.append("more detached than expected")
-    elif mine["articulation"] > hi:
-        notes.append("more legato than expected")
+    for key, below, above in OUTSIDE:
+        lo, hi = band[key]
+        v = mine[key]
+        # a swell is missing only where the band says which way it should go
+        if v < lo and (key != "swell" or lo > 0):
+            notes.append(below.format(v=v, lo=lo, hi=hi, last=last))
+        elif v > hi and (key != "swell" or hi < 0):
+            notes.append(above.format(v=v, lo=lo, hi=hi, last=last))
     return f"bars {first}-{last}: " + ("; ".join(notes) if notes else "within the expected range")
 
 
