@@ -5,7 +5,9 @@
 
 Imports ``perturb`` and ``evaluate`` from ../shared/tools/eval_follow.py so the numbers are
 the yardstick's; it skips the subprocess so a parameter change can be checked in a minute.
-The figures to report come from eval_follow.py itself (benchmarks/follow.py).
+The figures to report come from eval_follow.py itself (benchmarks/follow.py). One figure
+is added: ``sure_wrong``, the share of notes placed more than a quarter off while the
+follower reported confidence 0.9 or more (a wrong place it did not say it was unsure of).
 """
 
 from __future__ import annotations
@@ -26,15 +28,31 @@ import yardsticks
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-KEYS = ("pos1q", "match", "lost", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
+KEYS = ("pos1q", "match", "lost", "sure_wrong", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
+SURE = 0.9  # a place reported this confidently is one the player can rely on
 # the error flags again with ``revised`` events applied (a press a later, better-timed
 # press took its note from counts as extra); the yardstick scores first verdicts only
 REVISED_KEYS = ("err_p", "err_r", "false_flag")
 
 
+def sure_wrong(ef, notes, paired, full, base) -> float:
+    """Share of the score's notes placed more than a quarter off at confidence SURE or more:
+    a wrong place the follower did not say it was unsure of."""
+    n = bad = 0
+    for note, ev in zip(notes, paired, strict=True):
+        if note["xml"] is None or note["xml"] not in full:
+            continue
+        n += 1
+        cands = ef.pos_quarters(ev, base)
+        conf = ((ev or {}).get("position") or {}).get("confidence") or 0.0
+        bad += min((abs(q - full[note["xml"]]) for q in cands), default=1e9) > 1.0 and conf >= SURE
+    return bad / max(n, 1)
+
+
 def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
     ef = yardsticks.load("eval_follow")
 
+    from bridge.errors import UserError
     from bridge.follow.engine import Engine
     from bridge.follow.follower import FollowerParams
     from bridge.follow.matcher import MatcherParams
@@ -45,7 +63,10 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
 
     name = os.path.basename(piece)
     score_path = os.path.join(piece, "score.musicxml")
-    score = load_score(score_path)
+    try:
+        score = load_score(score_path)
+    except UserError as e:  # a score the loader refuses is reported, as the yardstick does
+        return {name: {"error": str(e)}}
     full, base = ef.score_onsets(score_path)
     notes0, ccs0 = ef.load_performance(piece)
     fp, mp = FollowerParams(), MatcherParams()
@@ -59,7 +80,8 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             midi = os.path.join(tmp, f"{s}.mid")
             ef.write_midi(notes, ccs, midi)
             events = [e.to_dict() for e in run_engine(Engine(score, params, mparams), read_performance(midi))]
-            r, _ = ef.evaluate(notes, events, full, base, jump_t, dropped)
+            r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
+            r["sure_wrong"] = sure_wrong(ef, notes, paired, full, base)
             out[s] = {k: r[k] for k in KEYS if k in r}
             if any(e["type"] == "revised" for e in events):
                 rev = revised_notes(events) + [e for e in events if e["type"] != "note"]
@@ -91,10 +113,15 @@ def main() -> None:
             results.update(res)
             if a.verbose:
                 for name, by_s in res.items():
+                    if "error" in by_s:
+                        continue
                     for s, r in by_s.items():
                         print(f"{name[:40]:40s} {s:8s} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()))
+    for name, r in results.items():
+        if "error" in r:
+            print(f"{name}: ERROR {r['error']}")
     for s in scen:
-        rows = [results[p][s] for p in results]
+        rows = [results[p][s] for p in results if "error" not in results[p]]
         keys = KEYS + tuple(f"{k}_rev" for k in REVISED_KEYS)
         # a piece without revisions scores the same with them applied
         rows = [{**r, **{f"{k}_rev": r[k] for k in REVISED_KEYS if k in r and f"{k}_rev" not in r}} for r in rows]

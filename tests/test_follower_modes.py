@@ -158,3 +158,46 @@ def test_after_a_cadenza_played_off_the_page_the_player_is_looked_for_where_they
     assert not [o for o in out if isinstance(o, Jump) and o.to.measure in (5, 6)]
     ok = position_ok(score, played, verdicts(out), after_t=t0)
     assert ok.count(False) <= 8
+
+
+LEAD_IN = ([57, 64, 69, 72, 76, 72, 69, 64], [53, 60, 65, 69, 72, 69, 65, 60])  # bars 5-6, bars 17-18
+THEME = SUBJECT + [p + 5 for p in SUBJECT]  # four bars, twice in the piece
+
+
+@pytest.fixture(scope="module")
+def returning_theme(tmp_path_factory):
+    """Free bars, a lead-in (bars 5-6), the theme (bars 7-10), eight free bars, another
+    lead-in (bars 19-20), the theme again note for note (bars 21-24, 56 quarters after the
+    first), free bars."""
+    events = [p for bar in FREE for p in bar] + LEAD_IN[0] + THEME
+    events += [p + s for s in (-12, 5) for bar in FREE for p in bar] + LEAD_IN[1] + THEME
+    events += [p - 5 for bar in FREE[::-1] for p in bar]
+    score = write(tmp_path_factory, "returning_theme", events)
+    return score, simulate.render(score, seed=5, bpm=100.0, rubato=0.0)
+
+
+def test_a_slip_that_fits_far_away_leaves_the_follower_unsure_while_both_places_sound_alike(returning_theme):
+    """The player plays the first lead-in's notes in place of the second (a slip that fits
+    bars 5-6 note for note), then the theme's return. The search moves them to bar 5, and
+    from there the theme sounds the same at both places (bars 7-10 and 21-24) until the
+    free bars part them: once eight events in a row have sounded the same at the place
+    they left, a wrong place must come with confidence under the engine's 0.4, and where
+    the places part the player is found within a few notes (before: bars 7-10 at 0.99
+    all through the theme; Chopin's Sonata no. 2, II did that for 20 s)."""
+    score, base = returning_theme
+    lead_q = 72.0  # the second lead-in
+    played = [
+        dataclasses.replace(p, pitch=LEAD_IN[0][int(score.notes[p.note].onset_q - lead_q)], note=None)
+        if lead_q <= score.notes[p.note].onset_q < lead_q + 8
+        else p
+        for p in base
+    ]
+    out = run(score, played)
+    notes = verdicts(out)
+    theme = [(p, v) for p, v in zip(played, notes) if p.note is not None and 80.0 <= score.notes[p.note].onset_q < 96.0]
+    ok = position_ok(score, [p for p, _ in theme], [v for _, v in theme])
+    unsure_from = 8  # events of the theme before its twin is recognised
+    assert all(v.position.confidence < 0.4 for (_, v), good in zip(theme[unsure_from:], ok[unsure_from:]) if not good)
+    after = score.notes.index(next(n for n in score.notes if n.onset_q == 96.0))
+    parted_t = next(p.t for p in played if p.note == after)
+    assert notes_to_recover(score, played, notes, parted_t) <= 4

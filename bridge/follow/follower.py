@@ -40,14 +40,18 @@ TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as lo
 TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
 
 
-def twin_runs(events: list[tuple[int, ...]], onsets: np.ndarray, longest: int = TWIN_LONGEST) -> np.ndarray:
-    """Per event, how many events ending there (up to ``longest``) sound pitch for pitch
-    the same as the events ending at another place within ``TWIN_REACH_Q`` quarters:
-    after a jump, the notes cannot tell that place from this one until more events than
-    this were played."""
+def pitch_keys(events: list[tuple[int, ...]]) -> np.ndarray:
+    """One number per event, equal for events that sound the same pitches."""
     ids: dict[tuple[int, ...], int] = {}
-    key = np.array([ids.setdefault(tuple(sorted(set(e))), len(ids) + 1) for e in events], dtype=np.uint64)
-    n = len(events)
+    return np.array([ids.setdefault(tuple(sorted(set(e))), len(ids) + 1) for e in events], dtype=np.uint64)
+
+
+def twin_runs(key: np.ndarray, onsets: np.ndarray, longest: int = TWIN_LONGEST) -> np.ndarray:
+    """Per event, how many events ending there (up to ``longest``) sound pitch for pitch
+    the same (``key``: `pitch_keys`) as the events ending at another place within
+    ``TWIN_REACH_Q`` quarters: after a jump, the notes cannot tell that place from this
+    one until more events than this were played."""
+    n = len(key)
     run = np.zeros(n, dtype=np.int64)
     mul = np.uint64(0x9E3779B97F4A7C15)
     h = key.copy()  # hash of the ``width`` events ending at each event (from width - 1 on)
@@ -119,6 +123,10 @@ class FollowerParams:
     # still near where they left the score
     anchor_confidence: float = 0.9
     anchor_events: int = 4
+    # after the search moved the player, music that sounds note for note near the place
+    # they left, this many events in a row, may mean they never left (a slip that fitted
+    # elsewhere): confidence no more than twin_confidence while it lasts
+    twin_events: int = 8
     tempo_rate: float = 0.2
     tempo_window_s: float = 4.0  # entries older than this (or before a pause or jump) are not used
 
@@ -171,7 +179,8 @@ class _Model:
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
         self.n_pitches = has.sum(axis=0).astype(np.float64)
-        self.twin_run = twin_runs([e.pitches for e in ev], self.q)
+        self.key = pitch_keys([e.pitches for e in ev])
+        self.twin_run = twin_runs(self.key, self.q)
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
         )
@@ -333,6 +342,9 @@ class Follower:
         self.reloc_weighed = 0  # ... and since it started (a pause mid-search restarts it)
         self.reloc_paused = False  # the search was woken by a pause
         self.since_jump: int | None = None  # events entered since the search moved the player
+        # after the search moved the player: the place they left (then that place's twin
+        # as both move on), where they may still be; None once that no longer matters
+        self.origin: int | None = None
         self.anchor = 0  # the last event the follower was sure of
         self.sure_run = 0  # events entered in a row with a sure place
         self.history: list[tuple[int, float, float | None, float]] = []
@@ -417,6 +429,15 @@ class Follower:
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         confidence = self._confidence(pos)
+        if entered and self.origin is not None:
+            twin = self._stayed_twin(pos, self.origin)
+            if twin is not None:
+                # unsure; and should the places part, the search looks where the player
+                # would be had they stayed
+                confidence = min(confidence, p.twin_confidence)
+                self.origin = self.anchor = twin
+            elif self.since_jump is None:
+                self.origin = None
         if entered:
             self.sure_run = self.sure_run + 1 if confidence >= p.anchor_confidence else 0
             if self.sure_run >= p.anchor_events:
@@ -446,6 +467,23 @@ class Follower:
         if self.since_jump is not None and self.m.twin_run[pos] >= self.since_jump:
             conf = min(conf, self.p.twin_confidence)
         return conf
+
+    def _stayed_twin(self, pos: int, origin: int) -> int | None:
+        """After the search moved the player from ``origin``: a place near it where the
+        last ``twin_events`` events up to ``pos`` sound pitch for pitch the same. The notes
+        that moved the player may have been a slip and the player may never have left;
+        then the notes cannot tell the two places apart until they part."""
+        m, k = self.m, self.p.twin_events
+        if pos < k - 1:
+            return None
+        near = np.flatnonzero((np.abs(m.q - m.q[origin]) <= TWIN_REACH_Q) & (np.abs(m.q - m.q[pos]) > 1.0))
+        near = near[near >= k - 1]
+        back = np.arange(k)
+        same = (m.key[near[:, None] - back] == m.key[pos - back]).all(axis=1)
+        if not same.any():
+            return None
+        twins = near[same]
+        return int(twins[np.argmin(np.abs(m.q[twins] - m.q[origin]))])
 
     def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
         fresh = self.reloc_seen == 0
@@ -487,6 +525,7 @@ class Follower:
         self.history = []
         self.entries = []
         self.since_jump = None  # told, not guessed
+        self.origin = None
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
@@ -530,6 +569,7 @@ class Follower:
         self.entries = []
         self.since_jump = 0
         self.sure_run = 0
+        self.origin = self.anchor
 
     def _update_tempo(self) -> None:
         """Beat length over the last half quarter or more of entered events: fast runs
