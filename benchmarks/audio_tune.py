@@ -1,7 +1,7 @@
 """Choose the audio detector's thresholds on pieces kept out of its training.
 
     python benchmarks/audio_tune.py [--data /work/asap-wide] [--soundfont SF2]
-        [--grid expected=0.3,0.4 other=0.5,0.6 ...]
+        [--grid expected=0.3,0.4 other=0.5,0.6 ...] [--breakdown]
 
 Runs eval_follow.py's own scenarios, rendering and metrics in-process on the HELD_OUT
 pieces of bridge/audio/train.py (allowed (n)ASAP pieces, never nasap-dev, never in the
@@ -17,7 +17,7 @@ import itertools
 import random
 import sys
 import tempfile
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,41 @@ import yardsticks
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def ghosts_and_misses(notes: list[dict], events: list[dict], paired: list) -> Counter:
+    """What each unpaired note event (a ghost) most likely is, flagged or not, and where the
+    missed notes lie: the categories say which part of the detector to work on."""
+    on = np.array([n["t_file"] for n in notes])
+    pitch = np.array([n["pitch"] for n in notes])
+    unpaired = np.array([e is None for e in paired])
+    taken = {id(e) for e in paired if e is not None}
+    out: Counter = Counter()
+    for e in events:
+        if e.get("type") != "note" or id(e) in taken:
+            continue
+        t, p = float(e["t"]), int(e["pitch"])
+        near = np.abs(on - t)
+        before = (on <= t + 0.06) & (on > t - 1.5)  # struck up to 1.5 s before it
+        same = (pitch == p) & (near < 0.3)
+        if np.any(same & unpaired):
+            kind = "its own note over 60 ms off"
+        elif np.any(same):
+            kind = "a second detection of a note"
+        elif np.any(np.isin(pitch, [p - 12, p - 19, p - 24, p - 28, p - 31]) & before):
+            kind = "a harmonic of a note"
+        elif np.any((pitch == p + 12) & before):
+            kind = "an octave below a note"
+        elif np.any((np.abs(pitch - p) <= 2) & (near < 0.1)):
+            kind = "a tone or semitone off"
+        else:
+            kind = "other"
+        flagged = e.get("verdict") in ("wrong_pitch", "extra")
+        out[f"ghost: {kind}{' (flagged)' if flagged else ''}"] += 1
+    for n, e in zip(notes, paired, strict=True):
+        if e is None:
+            out["missed " + ("below C3" if n["pitch"] < 48 else "C3-B4" if n["pitch"] < 72 else "C5 and up")] += 1
+    return out
 
 
 def main() -> int:
@@ -44,6 +79,7 @@ def main() -> int:
     ap.add_argument("--snr-db", type=float)
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--grid", nargs="*", default=[], help="FIELD=V1,V2 ... (fields of Thresholds)")
+    ap.add_argument("--breakdown", action="store_true", help="also say what the ghost notes and misses are")
     a = ap.parse_args()
     ef = yardsticks.load("eval_follow")
     ef.AUDIO, ef.SNR_DB = a.soundfont, a.snr_db
@@ -72,6 +108,7 @@ def main() -> int:
     for setting in settings:
         th = Thresholds(**setting)
         agg: dict[str, list[float]] = {}
+        kinds: Counter = Counter()
         for _name, s, score, notes, full, base, jump_t, dropped, rows in cases:
             engine = new_engine(score, False)
             det = NoteDetector(net, th)
@@ -88,6 +125,8 @@ def main() -> int:
             events += [o.to_dict() for o in engine.finish()]
             r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
             r.update(ef.audio_metrics(notes, events, paired))
+            if a.breakdown:
+                kinds.update(ghosts_and_misses(notes, events, paired))
             for k, v in r.items():
                 agg.setdefault(f"{s}.{k}", []).append(float(v))
         keys = ("pos1q", "match", "note_recall", "ghost", "ghost_flags", "false_flag", "err_p", "err_r", "delay_ms_p50")
@@ -95,6 +134,12 @@ def main() -> int:
             f"{s}.{k}={np.mean(agg[f'{s}.{k}']):.3f}" for s in a.scenarios.split(",") for k in keys if f"{s}.{k}" in agg
         )
         print(f"{setting} {line}", flush=True)
+        if a.breakdown:
+            played = sum(len(c[3]) for c in cases)
+            print(
+                "  per 1,000 played notes: "
+                + ", ".join(f"{k} {1000 * v / played:.1f}" for k, v in sorted(kinds.items()))
+            )
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import bundled, cli, performance
 
-from bridge.audio.detector import MODEL, Network, NoteDetector
+from bridge.audio.detector import KEYS, LOWEST, MODEL, Network, NoteDetector
 from bridge.audio.features import HOP, SR, Spectrogram, log_mel, mel_basis
 from bridge.audio.files import read_audio
 from bridge.audio.stream import blocks_of, detect
@@ -49,6 +49,37 @@ def paired(truth, events, tol=0.06):
     for t, p in truth:
         found += any(abs(e["t"] - t) <= tol and e["pitch"] == p for e in events)
     return found / len(truth)
+
+
+def decisions(frames: list[dict[int, float]], expected=()) -> list[tuple[int, int]]:
+    """(frame, pitch) of the presses the detector makes from made-up network outputs: per
+    frame the onset probability of some keys; every key heard so far keeps sounding."""
+    det = NoteDetector(network=None)  # the outputs are handed over, as audio_tune.py does
+    heard = np.zeros(KEYS)
+    for onsets in frames:
+        on = np.zeros(KEYS)
+        for p, v in onsets.items():
+            on[p - LOWEST] = v
+            heard[p - LOWEST] = 0.9
+        det._rows.append((on, heard.copy(), on))
+    out = []
+    for j in range(len(frames)):
+        out += [(j, e.pitch) for e in det.decide(expected) if isinstance(e, NoteOn)]
+    return out
+
+
+def test_an_octave_below_a_struck_key_needs_more_evidence_unless_the_score_asks_for_it():
+    """The network's commonest confusion after harmonics: C3 heard weakly with C4 struck."""
+    assert decisions([{60: 0.9, 48: 0.7}]) == [(0, 60)]
+    assert decisions([{60: 0.9, 48: 0.7}], expected=(48, 60)) == [(0, 48), (0, 60)]
+    assert decisions([{60: 0.9, 48: 0.95}]) == [(0, 48), (0, 60)]  # a clear wrong note stays wrong
+    assert decisions([{60: 0.9}, {}, {48: 0.7}]) == [(0, 60)]  # ... and while C4 sounds
+
+
+def test_a_second_onset_of_a_key_within_a_tenth_of_a_second_is_the_same_press():
+    dip = [{60: 0.9}, {60: 0.1}] + [{}] * 3  # the onset estimate falls back (re-arms) and rises
+    assert decisions(dip + [{60: 0.9}]) == [(0, 60)]  # 5 frames: 58 ms
+    assert decisions(dip + [{}] * 6 + [{60: 0.9}]) == [(0, 60), (11, 60)]  # 128 ms: struck again
 
 
 def test_streaming_frames_equal_whole_signal():

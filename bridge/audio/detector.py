@@ -7,8 +7,8 @@ frame by frame, each with the audio time at which it was decided (``decided``).
 
 Score-informed: ``decide`` takes the pitches the follower expects next. An expected key
 needs less onset evidence than an unexpected one, and an unexpected key an octave, a
-twelfth or two octaves above a sounding key (where its harmonics are) needs more: a
-clearly struck wrong note still comes out as a wrong note.
+twelfth or two octaves above a sounding key (where its harmonics are), or an octave below
+it, needs more: a clearly struck wrong note still comes out as a wrong note.
 """
 
 from __future__ import annotations
@@ -30,18 +30,24 @@ CONTEXT = 12  # frames the network's valid convolutions eat in time (9 before a 
 LOOKAHEAD = 3  # frames after a frame the network sees before it decides on it (35 ms)
 MODEL = Path(__file__).resolve().parents[2] / "model" / "audio.onnx"
 HARMONICS = (12, 19, 24)  # semitones from a sounding key to its 2nd, 3rd and 4th harmonic
+# where an unexpected key is suspect while a key sounds: its harmonics, and an octave below
+# (the network's commonest confusion after harmonics)
+SUSPECT = HARMONICS + (-12,)
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Onset probabilities a key must reach: ``expected`` for keys the follower expects,
     ``other`` for the rest, ``harmonic`` for unexpected keys where a sounding note's
-    harmonics lie; ``release`` the sounding probability below which a key is up."""
+    harmonics lie (or an octave below it); ``release`` the sounding probability below which
+    a key is up; a key struck again within ``repeat_s`` is the same press (the onset
+    estimate often fires twice on one note)."""
 
     expected: float = 0.2
     other: float = 0.6
     harmonic: float = 0.85
     release: float = 0.4
+    repeat_s: float = 0.1
 
 
 class Network:
@@ -83,6 +89,7 @@ class NoteDetector:
         self.sounding: dict[int, float] = {}  # pitch -> onset time, keys down now
         self._armed = np.ones(KEYS, bool)
         self._low = np.zeros(KEYS, int)  # consecutive frames under the release threshold
+        self._struck = np.full(KEYS, -(10**9))  # frame of each key's last onset
         self.decided: dict[tuple[float, int], float] = {}  # (onset t, pitch) -> when decided
 
     def push(self, frames: np.ndarray) -> None:
@@ -111,8 +118,8 @@ class NoteDetector:
         decided_at = float(frame_time(j + LOOKAHEAD))
         harmonic = np.zeros(KEYS, bool)
         for p in self.sounding:
-            for h in HARMONICS:
-                if p + h - LOWEST < KEYS:
+            for h in SUSPECT:
+                if 0 <= p + h - LOWEST < KEYS:
                     harmonic[p + h - LOWEST] = True
         wanted = np.zeros(KEYS, bool)
         for p in expected:
@@ -121,15 +128,19 @@ class NoteDetector:
         low = fr < self.th.release
         self._low = np.where(low, self._low + 1, 0)
         hits = []
-        for k in np.nonzero((on >= min(self.th.expected, self.th.other)) & self._armed)[0]:  # low keys first
+        rested = (j - self._struck) * HOP / SR >= self.th.repeat_s
+        for k in np.nonzero((on >= min(self.th.expected, self.th.other)) & self._armed & rested)[0]:  # low keys first
             need = self.th.expected if wanted[k] else self.th.harmonic if harmonic[k] else self.th.other
             if on[k] >= need:
                 hits.append(k)
                 for h in HARMONICS:  # a key struck now puts its harmonics under suspicion at once
                     if k + h < KEYS:
                         harmonic[k + h] = True
+        struck = set(hits)  # and an unexpected key an octave below a key struck now
+        hits = [k for k in hits if wanted[k] or k + 12 not in struck or on[k] >= self.th.harmonic]
         self._armed = np.where(on < 0.5 * np.where(wanted, self.th.expected, self.th.other), True, self._armed)
         self._armed[hits] = False
+        self._struck[hits] = j
         t_on = round(t_frame - HOP / SR / 2, 4)  # the onset lies in the last hop of this frame's window
         out: list[NoteOn | NoteOff] = []
         for k in hits:  # a key struck again ends its sounding note first
