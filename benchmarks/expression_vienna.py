@@ -2,13 +2,18 @@
 of the model's central rendition against all 22.
 
     python benchmarks/expression_vienna.py ../shared/data/vienna4x22 [--weights NPZ] [--plot-piece Chopin_op10_no3]
-        [--png docs/img/expression_vienna.png] [--json OUT]
+        [--png docs/img/expression_vienna.png] [--json OUT] [--samples 22]
 
 The figures use eval_expression.py's own functions (score table, match reading, features,
 Pearson r), imported from ../shared/tools, so they are measured exactly as the yardstick does.
 Leave-one-out: velocity, per-onset seconds per quarter and log articulation of the other 21
 pianists are averaged per note/onset (over the notes all of them have) and compared with the
-held-out one. Needs partitura.
+held-out one. Spread: do renditions drawn with different style vectors (``--samples`` of
+them, seed 0) vary as much as the pianists do? Over the same notes, the spread across the
+pianists and across the renditions of each note's velocity and each onset's log seconds
+per quarter (standard deviation, mean over notes/onsets), and of each performance's mean
+velocity and mean log seconds per quarter (its level and pace); a ratio of 1 is "as varied
+as 22 pianists". Needs partitura.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def main() -> None:
     ap.add_argument("--plot-piece", default="Chopin_op10_no3")
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "expression_vienna.png"))
     ap.add_argument("--json")
+    ap.add_argument("--samples", type=int, default=22, help="renditions drawn for the spread (default: %(default)s)")
     a = ap.parse_args()
     ev = yardsticks.load("eval_expression")
     from bridge.expression.render import interpretations, load_network, write_csv
@@ -52,11 +58,14 @@ def main() -> None:
                 if k:
                     h[k] = v
             humans.append(h)
+        s = load_score(xml)
         with tempfile.TemporaryDirectory() as tmp:
-            csv_path = os.path.join(tmp, "r.csv")
-            s = load_score(xml)
-            write_csv(s, interpretations(s, net, None, 1)[0], csv_path)
-            model = ev.model_table(csv_path)
+            drawn = []
+            for k, rend in enumerate(interpretations(s, net, None, 1) + interpretations(s, net, 0, a.samples)):
+                csv_path = os.path.join(tmp, f"r{k}.csv")
+                write_csv(s, rend, csv_path)
+                drawn.append(ev.model_table(csv_path))
+        model, drawn = drawn[0], drawn[1:]
         common = set(model)
         for h in humans:
             common &= set(h)
@@ -75,6 +84,7 @@ def main() -> None:
                 model_r[k].append(v)
         out[piece] = {
             "notes_common": len(ids),
+            "spread_pianists_vs_renditions": spread(feats, [ev.features(d, score, ids) for d in drawn]),
             "pianist_vs_mean_of_others": {k: round(float(np.nanmean(v)), 3) for k, v in loo.items()},
             "model_central_same_notes": {k: round(float(np.nanmean(v)), 3) for k, v in model_r.items()},
         }
@@ -83,6 +93,23 @@ def main() -> None:
             plot(piece, feats, mf, score, ids, a.png)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+def spread(humans: list, drawn: list) -> dict[str, list[float]]:
+    """[pianists, renditions, ratio] of the spread of velocity, local tempo, level and pace."""
+
+    def of(feats: list) -> dict[str, float]:
+        vel = np.array([f[0] for f in feats])
+        lsp = np.log(np.maximum(np.array([f[1] for f in feats]), 1e-3))
+        return {
+            "velocity": float(vel.std(axis=0).mean()),
+            "tempo": float(lsp.std(axis=0).mean()),
+            "level": float(vel.mean(axis=1).std()),
+            "pace": float(lsp.mean(axis=1).std()),
+        }
+
+    h, d = of(humans), of(drawn)
+    return {k: [round(h[k], 3), round(d[k], 3), round(d[k] / max(h[k], 1e-9), 2)] for k in h}
 
 
 def plot(piece, feats, mf, score, ids, png) -> None:
