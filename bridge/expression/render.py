@@ -63,16 +63,26 @@ def score_inputs(score: Score) -> Inputs:
     )  # fmt: skip
 
 
-def decode(inp: Inputs, out_b: np.ndarray, out_n: np.ndarray) -> Rendition:
-    """Network outputs -> velocities and times: beat times from the tempo curve, each note
-    placed in its beat and moved by its timing deviation, durations from articulation."""
-    t = inp.tree
-    spq = np.exp(out_b[:, 0] * Scale.SPQ_STEP + Scale.SPQ_MID)
-    span_q = np.diff(np.append(t.beat_start_q, t.beat_start_q[-1] + t.beat_len_q[-1]))
+def place(
+    beat_start_q: np.ndarray, beat_len_q: np.ndarray, beat: np.ndarray, onset_q: np.ndarray,
+    out_spq: np.ndarray, out_dev: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each note's onset (s) and each beat's seconds per quarter from the network's beat tempo
+    and timing deviation outputs: beat times from the tempo curve, each note placed in its
+    beat and moved by its deviation."""
+    spq = np.exp(out_spq * Scale.SPQ_STEP + Scale.SPQ_MID)
+    span_q = np.diff(np.append(beat_start_q, beat_start_q[-1] + beat_len_q[-1]))
     beat_t = np.concatenate([[0.0], np.cumsum(spq * span_q)])[:-1]
+    dev = np.clip(out_dev / Scale.DEV, -0.5, 0.5)
+    onset = beat_t[beat] + (onset_q - beat_start_q[beat]) * spq[beat] + dev * spq[beat] * beat_len_q[beat]
+    return onset, spq
+
+
+def decode(inp: Inputs, out_b: np.ndarray, out_n: np.ndarray) -> Rendition:
+    """Network outputs -> velocities and times (`place`), durations from articulation."""
+    t = inp.tree
     b = inp.beat
-    dev = np.clip(out_n[:, 1] / Scale.DEV, -0.5, 0.5)
-    onset = beat_t[b] + (inp.onset_q - t.beat_start_q[b]) * spq[b] + dev * spq[b] * t.beat_len_q[b]
+    onset, spq = place(t.beat_start_q, t.beat_len_q, b, inp.onset_q, out_b[:, 0], out_n[:, 1])
     onset -= min(onset.min(), 0.0)
     dur = np.where(inp.grace, GRACE_S, np.exp(np.clip(out_n[:, 2], -4, 2)) * spq[b] * np.maximum(inp.duration_q, 1e-3))
     vel_n = out_b[b, 1] + out_n[:, 0]

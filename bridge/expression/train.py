@@ -24,6 +24,7 @@ from bridge.expression.data import ROOT, Performance, Piece, is_validation, prep
 from bridge.expression.features import N_FEATURES
 from bridge.expression.model import Critic, ExpressionNet, beat_mean, perf_beat_features
 from bridge.expression.network import Scale
+from bridge.expression.render import place
 
 DEFAULT_RECIPE = {
     "seed": 0,
@@ -57,11 +58,6 @@ class Chunk:
     art_ok: torch.Tensor
     log_spq: torch.Tensor  # scaled, per beat; nan filled with the chunk's mean
     spq_ok: torch.Tensor
-    pos_q: torch.Tensor  # (N,) quarters from the start of the note's beat
-    beat_len_q: torch.Tensor  # (B,)
-    span_q: torch.Tensor  # (B,) quarters to the next beat
-    onset: torch.Tensor  # (N,) index of the note's score onset (chord) in the chunk
-    onset_dq: torch.Tensor  # (O - 1,) notated quarters between successive onsets
 
 
 def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
@@ -79,9 +75,6 @@ def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
     spq_ok = ~np.isnan(lsp)
     fill = np.nanmean(lsp) if spq_ok.any() else 0.0
 
-    starts = np.append(t.beat_start_q, t.beat_start_q[-1] + t.beat_len_q[-1])
-    qs, onset = np.unique(np.round(piece.onset_q[sel], 4), return_inverse=True)
-
     def f(a):
         return torch.tensor(np.nan_to_num(a, nan=0.0), dtype=torch.float32)
 
@@ -89,8 +82,6 @@ def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
         torch.tensor(piece.feats[sel]), torch.tensor(beat), torch.tensor(beat_bar), torch.tensor(bar_phr),
         f(vel), f(perf.dev[sel] * Scale.DEV), f(art), f(perf.pedal[sel]), f(played), f(art_ok),
         torch.tensor(np.where(spq_ok, lsp, fill), dtype=torch.float32), f(spq_ok),
-        f(piece.onset_q[sel] - t.beat_start_q[t.beat[sel]]), f(t.beat_len_q[b0:b1]), f(np.diff(starts)[b0:b1]),
-        torch.tensor(onset), f(np.diff(qs)),
     )  # fmt: skip
 
 
@@ -98,23 +89,15 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> to
     return ((pred - target) ** 2 * ok).sum() / ok.sum().clamp(min=1)
 
 
-def onset_spq(
-    c: Chunk, log_spq: torch.Tensor, dev: torch.Tensor, ok: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seconds per quarter between successive score onsets (chords: their notes' mean onset),
-    the local tempo eval_expression.py correlates, from a beat tempo curve and timing
-    deviations in network units (as `render.decode` places notes); and which of them are
-    known (every note of both onsets in ``ok``)."""
-    spq = torch.exp(log_spq * Scale.SPQ_STEP + Scale.SPQ_MID)
-    beat_t = torch.cumsum(spq * c.span_q, 0) - spq * c.span_q
-    t = beat_t[c.beat] + c.pos_q * spq[c.beat] + dev.clamp(-5, 5) / Scale.DEV * spq[c.beat] * c.beat_len_q[c.beat]
-    n_on = len(c.onset_dq) + 1
-    count = torch.zeros(n_on).index_add(0, c.onset, torch.ones(len(t)))
-    mean = torch.zeros(n_on).index_add(0, c.onset, t) / count
-    bad = torch.zeros(n_on).index_add(0, c.onset, 1 - ok)
-    ioi = (mean[1:] - mean[:-1]).clamp(min=1e-3) / c.onset_dq.clamp(min=1e-3)
-    known = (bad[1:] == 0) & (bad[:-1] == 0)
-    return ioi, known.float()
+def chord_spq(onset_q: np.ndarray, timed: np.ndarray, *onsets: np.ndarray) -> list[np.ndarray]:
+    """For each set of note onsets (s): seconds per quarter between successive score onsets (a
+    chord: its notes' mean onset), the local tempo eval_expression.py correlates; only between
+    chords whose notes are all ``timed``."""
+    qs, k = np.unique(np.round(onset_q, 4), return_inverse=True)
+    count = np.bincount(k, minlength=len(qs))
+    known = np.bincount(k, weights=~timed, minlength=len(qs)) == 0
+    ok = known[1:] & known[:-1]
+    return [(np.diff(np.bincount(k, weights=on, minlength=len(qs)) / count) / np.diff(qs))[ok] for on in onsets]
 
 
 def generator_losses(net: ExpressionNet, c: Chunk, w: dict, fusion: bool, gen: torch.Generator):
@@ -222,18 +205,21 @@ def validate(net: ExpressionNet, pieces, perfs, val: list[int], max_beats: int =
     for k in val:
         perf = perfs[k]
         piece = pieces[perf.piece]
-        c = make_chunk(piece, perf, 0, min(piece.tree.n_beats, max_beats))
+        t, nb = piece.tree, min(piece.tree.n_beats, max_beats)
+        c = make_chunk(piece, perf, 0, nb)
         out_b, out_n = net(c.x, c.beat, c.beat_bar, c.bar_phr, torch.zeros(net.z_dim))
         vel = (out_b[c.beat, 1] + out_n[:, 0]).numpy()
         ok = c.played.numpy() > 0
         rs["vel_r"].append(pearson(vel[ok], c.vel.numpy()[ok]))
         sok = c.spq_ok.numpy() > 0
         rs["tempo_r"].append(pearson(out_b[:, 0].numpy()[sok], c.log_spq.numpy()[sok]))
-        timed = c.played * c.spq_ok[c.beat]
-        ioi_t, ioi_ok = onset_spq(c, c.log_spq, c.dev, timed)
-        ioi_p, _ = onset_spq(c, out_b[:, 0], out_n[:, 1], timed)
-        iok = ioi_ok.numpy() > 0
-        rs["ioi_r"].append(pearson(ioi_p.numpy()[iok], ioi_t.numpy()[iok]))
+        # notes placed as a rendition places them, the performance's from its own targets
+        sel = t.beat < nb
+        where = (t.beat_start_q[:nb], t.beat_len_q[:nb], t.beat[sel], piece.onset_q[sel])
+        played_on = place(*where, c.log_spq.numpy(), c.dev.numpy())[0]
+        model_on = place(*where, out_b[:, 0].numpy(), out_n[:, 1].numpy())[0]
+        timed = (c.played * c.spq_ok[c.beat]).numpy() > 0
+        rs["ioi_r"].append(pearson(*chord_spq(piece.onset_q[sel], timed, model_on, played_on)))
         aok = c.art_ok.numpy() > 0
         rs["art_r"].append(pearson(out_n[:, 2].numpy()[aok], c.art.numpy()[aok]))
     net.train()
