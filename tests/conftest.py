@@ -55,11 +55,15 @@ def jack():
         pytest.skip("jackd not installed (apt-get install jackd2) - no MIDI ports on this machine")
     proc = None
     if not _jack_running():
-        # a 256-frame period at 48 kHz (5.3 ms): smaller ones drop MIDI on xruns when
-        # a busy two-core machine runs JACK without realtime scheduling
+        # synchronous (-S): the server waits for every client before the next period (up to
+        # -t ms); asynchronous, a client a busy two-core machine runs late (no realtime
+        # scheduling here) loses that period's MIDI while another client on the same port
+        # gets it. A 256-frame period at 48 kHz (5.3 ms).
         log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)
         proc = subprocess.Popen(
-            ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"], stdout=log, stderr=log
+            ["jackd", "--no-realtime", "-S", "-t", "2000", "-d", "dummy", "-r", "48000", "-p", "256"],
+            stdout=log,
+            stderr=log,
         )
         for _ in range(100):
             if proc.poll() is not None or _jack_running():
