@@ -176,28 +176,59 @@ def returning_theme(tmp_path_factory):
     return score, simulate.render(score, seed=5, bpm=100.0, rubato=0.0)
 
 
-def test_a_slip_that_fits_far_away_leaves_the_follower_unsure_while_both_places_sound_alike(returning_theme):
+def slipped_lead_in(score, base, pause_s: float = 0.0) -> list:
     """The player plays the first lead-in's notes in place of the second (a slip that fits
-    bars 5-6 note for note), then the theme's return. The search moves them to bar 5, and
-    from there the theme sounds the same at both places (bars 7-10 and 21-24) until the
-    free bars part them: once eight events in a row have sounded the same at the place
-    they left, a wrong place must come with confidence under the engine's 0.4, and where
-    the places part the player is found within a few notes (before: bars 7-10 at 0.99
-    all through the theme; Chopin's Sonata no. 2, II did that for 20 s)."""
-    score, base = returning_theme
+    bars 5-6 note for note), after a pause of ``pause_s``, then carries on."""
     lead_q = 72.0  # the second lead-in
-    played = [
-        dataclasses.replace(p, pitch=LEAD_IN[0][int(score.notes[p.note].onset_q - lead_q)], note=None)
-        if lead_q <= score.notes[p.note].onset_q < lead_q + 8
-        else p
-        for p in base
-    ]
-    out = run(score, played)
-    notes = verdicts(out)
+    first = next(p.t for p in base if score.notes[p.note].onset_q >= lead_q)
+    played = []
+    for p in base:
+        if p.t >= first:
+            p = dataclasses.replace(p, t=p.t + pause_s)
+        if lead_q <= score.notes[p.note].onset_q < lead_q + 8:
+            p = dataclasses.replace(p, pitch=LEAD_IN[0][int(score.notes[p.note].onset_q - lead_q)], note=None)
+        played.append(p)
+    return played
+
+
+def theme_return(score, played, notes) -> tuple[list, list[bool]]:
+    """The verdicts on the theme's return (bars 21-24) and whether each is placed right."""
     theme = [(p, v) for p, v in zip(played, notes) if p.note is not None and 80.0 <= score.notes[p.note].onset_q < 96.0]
-    ok = position_ok(score, [p for p, _ in theme], [v for _, v in theme])
-    unsure_from = 8  # events of the theme before its twin is recognised
-    assert all(v.position.confidence < 0.4 for (_, v), good in zip(theme[unsure_from:], ok[unsure_from:]) if not good)
+    return [v for _, v in theme], position_ok(score, [p for p, _ in theme], [v for _, v in theme])
+
+
+def test_after_a_slip_that_fits_far_away_the_player_is_found_where_they_carried_on(returning_theme):
+    """Mid-flow, the slip sends the search to bar 5, 56 quarters back, and from there the
+    theme sounds the same at bar 7 and at bar 21, where the player would be had they
+    carried on. Once eight events in a row have sounded the same there, the follower
+    goes back to it: carrying on is far likelier than a jump, and the notes cannot tell
+    them apart (before: bars 7-10 at 0.99 all through the theme, as Chopin's Sonata no. 2,
+    II for 20 s; then bars 7-10 at 0.3; Beethoven's op. 31/3, whose first ending is written
+    without the figure the pianist plays, for 16 s)."""
+    score, base = returning_theme
+    played = slipped_lead_in(score, base)
+    out = run(score, played)
+    notes, ok = theme_return(score, played, verdicts(out))
+    recognised = 8  # events of the theme before its twin is recognised
+    assert all(ok[recognised:]) and not all(ok[:recognised])
+    assert min(v.position.confidence for v in notes[recognised + 2 :]) >= 0.9
+    assert any(isinstance(o, Jump) and o.kind == "ahead" and 80.0 <= o.to.onset_q < 96.0 for o in out)
+
+
+def test_after_a_pause_and_notes_that_fit_far_away_the_follower_stays_unsure_while_both_places_sound_alike(
+    returning_theme,
+):
+    """The same notes after a pause: players do restart far back after a pause, so the
+    follower does not decide between bar 7 and bar 21 while they sound the same, but a
+    wrong place comes with confidence under the engine's 0.4, and where the places part
+    the player is found within a few notes."""
+    score, base = returning_theme
+    played = slipped_lead_in(score, base, pause_s=1.5)
+    notes = verdicts(run(score, played))
+    theme, ok = theme_return(score, played, notes)
+    unsure_from = 8
+    assert not all(ok)
+    assert all(v.position.confidence < 0.4 for v, good in zip(theme[unsure_from:], ok[unsure_from:]) if not good)
     after = score.notes.index(next(n for n in score.notes if n.onset_q == 96.0))
     parted_t = next(p.t for p in played if p.note == after)
     assert notes_to_recover(score, played, notes, parted_t) <= 4

@@ -345,6 +345,9 @@ class Follower:
         # after the search moved the player: the place they left (then that place's twin
         # as both move on), where they may still be; None once that no longer matters
         self.origin: int | None = None
+        self.twin_held = False  # the last event entered sounds the same near the origin
+        self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
+        self.jump_paused = False  # ... and whether a pause started its search
         self.anchor = 0  # the last event the follower was sure of
         self.sure_run = 0  # events entered in a row with a sure place
         self.history: list[tuple[int, float, float | None, float]] = []
@@ -428,16 +431,21 @@ class Follower:
             self._update_tempo()
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
-        confidence = self._confidence(pos)
         if entered and self.origin is not None:
             twin = self._stayed_twin(pos, self.origin)
-            if twin is not None:
+            self.twin_held = twin is not None
+            if twin is not None and self._carried_on(twin):
+                jumped_from, pos = pos, twin
+                self._return_to(twin)
+            elif twin is not None:
                 # unsure; and should the places part, the search looks where the player
                 # would be had they stayed
-                confidence = min(confidence, p.twin_confidence)
                 self.origin = self.anchor = twin
             elif self.since_jump is None:
                 self.origin = None
+        confidence = self._confidence(pos)
+        if self.twin_held:
+            confidence = min(confidence, p.twin_confidence)
         if entered:
             self.sure_run = self.sure_run + 1 if confidence >= p.anchor_confidence else 0
             if self.sure_run >= p.anchor_events:
@@ -485,6 +493,31 @@ class Follower:
         twins = near[same]
         return int(twins[np.argmin(np.abs(m.q[twins] - m.q[origin]))])
 
+    def _carried_on(self, twin: int) -> bool:
+        """``twin`` lies on from the place the player left, within the reach of a player
+        who carried on, and the jump was long and mid-flow (no pause): the notes that
+        moved them were a slip or a difference of edition, and carrying on is by far the
+        likelier reading of the same notes. After a pause players do restart far away; a
+        short jump is the band's to weigh."""
+        ahead = self.m.q[twin] - self.jump_origin_q
+        return not self.jump_paused and abs(self.jump_q - self.jump_origin_q) > TWIN_REACH_Q and -1.0 <= ahead
+
+    def _return_to(self, twin: int) -> None:
+        """Move the band's belief, as it stands, onto the same music at ``twin``."""
+        loc, m = self.local, self.m
+        d, dq = twin - loc.pos, float(m.tq[twin] - m.tq[loc.pos])
+        lo, hi = max(loc.lo, -d), min(loc.hi, m.n - d)
+        alpha, filled = np.zeros(m.n), np.zeros(m.n)
+        alpha[lo + d : hi + d], filled[lo + d : hi + d] = loc.alpha[lo:hi], loc.filled[lo:hi]
+        loc.alpha, loc.filled = alpha / max(alpha.sum(), 1e-300), filled
+        loc.pos, loc.ref_q = twin, loc.ref_q + dq
+        loc.played = {j + d: ps for j, ps in loc.played.items() if 0 <= j + d < m.n}
+        loc._set_band()
+        self.entries = [(q + dq, t) for q, t in self.entries]
+        self.origin = self.since_jump = None
+        self.twin_held = False
+        self.anchor = twin
+
     def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
         fresh = self.reloc_seen == 0
         lik = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
@@ -526,6 +559,7 @@ class Follower:
         self.entries = []
         self.since_jump = None  # told, not guessed
         self.origin = None
+        self.twin_held = False
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
@@ -570,6 +604,9 @@ class Follower:
         self.since_jump = 0
         self.sure_run = 0
         self.origin = self.anchor
+        self.twin_held = False
+        self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
+        self.jump_paused = self.reloc_paused
 
     def _update_tempo(self) -> None:
         """Beat length over the last half quarter or more of entered events: fast runs
