@@ -32,7 +32,7 @@ from bridge.errors import UserError
 from bridge.score import MeasureRepeatInfo, Score, ScoreNote, score_from_data, score_to_data, unfold_measures
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 5  # bump whenever Score, ScoreNote or ScoreEvent change
+CACHE_FORMAT = 7  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -349,7 +349,8 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                     bar_q = _bar_length(el, where) or bar_q
                 elif tag in ("backup", "forward"):
                     dur = _duration(el, divisions, where)
-                    cursor += dur if tag == "forward" else -dur
+                    # a <backup> past the measure's start lands on it, as in music21 (and partitura)
+                    cursor = max(cursor + (dur if tag == "forward" else -dur), Fraction(0))
                 elif tag == "barline" and pi == 0:
                     rep = el.find("repeat")
                     if rep is not None:
@@ -399,7 +400,19 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                 lengths.append(Fraction(0))
             lengths[mi] = max(lengths[mi], longest)
             if pi == 0:
-                repeat_info.append(MeasureRepeatInfo(forward=fwd, backward_times=back, endings=endings_here))
+                sound = [el.attrib for el in measure.iter("sound")]
+                repeat_info.append(
+                    MeasureRepeatInfo(
+                        forward=fwd,
+                        backward_times=back,
+                        endings=endings_here,
+                        segno=any("segno" in a for a in sound),
+                        coda=any("coda" in a for a in sound),
+                        jump=next((j for j in ("dacapo", "dalsegno") for a in sound if a.get(j, "no") != "no"), None),
+                        fine=any(a.get("fine", "no") != "no" for a in sound),
+                        tocoda=any("tocoda" in a for a in sound),
+                    )
+                )
         staves_per_part.append(n_staves)
         # a part that declares no <staves> is one stream in music21, whatever <staff> its notes
         # name: key its notes by staff 1 too, or their ids are lost

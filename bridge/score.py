@@ -79,6 +79,13 @@ class MeasureRepeatInfo:
     forward: bool = False
     backward_times: int = 0  # 0: no backward repeat; n: play the section n times
     endings: tuple[int, ...] = ()  # volta numbers this measure belongs to
+    # navigation marks (MusicXML <sound>): a segno or coda starts here; after this
+    # measure the player goes back da capo or dal segno, ends at fine, or leaves for the coda
+    segno: bool = False
+    coda: bool = False
+    jump: str | None = None  # "dacapo" | "dalsegno"
+    fine: bool = False
+    tocoda: bool = False
 
 
 @dataclass
@@ -104,8 +111,11 @@ def unfold_measures(
     """Play order of measures with every repeat taken and voltas chosen by pass.
 
     Returns ``(measure_index, pass_no)`` pairs, the same "maximal" unfolding that
-    partitura and most notation programs use for playback. Raises :class:`UserError`
-    once the order passes ``MAX_UNFOLDED`` measures, or notes by ``notes_per_measure``.
+    partitura and most notation programs use for playback. A da capo or dal segno is
+    taken once; on the way back, as players read it, repeats are not taken (the last
+    volta is played), the music ends at the fine, and "to coda" goes on at the coda.
+    Raises :class:`UserError` once the order passes ``MAX_UNFOLDED`` measures, or notes
+    by ``notes_per_measure``.
     """
     order: list[tuple[int, int]] = []
     n_notes = 0
@@ -113,10 +123,13 @@ def unfold_measures(
     after_volta = False  # a skipped first-ending repeat: the next plain measure starts anew
     repeats_done: dict[int, int] = {}
     seen: dict[int, int] = {}
+    returned = False  # the da capo or dal segno was taken
+    repeated_ending = _repeated_endings(info)
     i = 0
     while i < len(info):
         m = info[i]
-        if m.endings and section_pass not in m.endings:
+        skip = repeated_ending[i] if returned else section_pass not in m.endings
+        if m.endings and skip:
             after_volta = after_volta or m.backward_times > 0
             i += 1
             continue
@@ -128,15 +141,41 @@ def unfold_measures(
         if len(order) > MAX_UNFOLDED or n_notes > MAX_UNFOLDED:
             what = "notes" if n_notes > MAX_UNFOLDED else "measures"
             raise UserError(f"the score has more than {MAX_UNFOLDED} {what} once its repeats are played out")
-        if m.backward_times and repeats_done.get(i, 0) < m.backward_times - 1:
+        if returned and m.fine:
+            break
+        coda = next((k for k in range(i + 1, len(info)) if info[k].coda), None)
+        if returned and m.tocoda and coda is not None:
+            i = section_start = coda
+            continue
+        if not returned and m.backward_times and repeats_done.get(i, 0) < m.backward_times - 1:
             repeats_done[i] = repeats_done.get(i, 0) + 1
             section_pass += 1
             i = section_start
+            continue
+        if m.jump and not returned:
+            segno = next((k for k in range(i, -1, -1) if info[k].segno), 0) if m.jump == "dalsegno" else 0
+            returned, after_volta = True, False
+            i = section_start = segno
             continue
         if m.backward_times:
             section_start, section_pass = i + 1, 1
         i += 1
     return order
+
+
+def _repeated_endings(info: list[MeasureRepeatInfo]) -> list[bool]:
+    """Per measure: it lies in a volta that ends with a backward repeat (a first ending,
+    left out when the repeats are no longer taken)."""
+    out = [False] * len(info)
+    i = 0
+    while i < len(info):
+        j = i
+        while j + 1 < len(info) and info[i].endings and info[j + 1].endings == info[i].endings:
+            j += 1
+        repeated = bool(info[i].endings) and any(info[k].backward_times for k in range(i, j + 1))
+        out[i : j + 1] = [repeated] * (j + 1 - i)
+        i = j + 1
+    return out
 
 
 def group_events(notes: list[ScoreNote], tol_q: float = 1e-4) -> list[ScoreEvent]:

@@ -41,6 +41,55 @@ def test_unfold_three_times():
     assert order == [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3), (1, 3)]
 
 
+def test_da_capo_al_fine_goes_back_once_without_the_repeats():
+    """A minuet and trio: minuet (repeat), trio (repeat), da capo al fine; on the way back
+    the minuet's repeat is not taken and the piece ends at the fine."""
+    info = [M(), M(backward_times=2, fine=True), M(forward=True), M(backward_times=2, jump="dacapo")]
+    assert unfold_measures(info) == [(0, 1), (1, 1), (0, 2), (1, 2), (2, 1), (3, 1), (2, 2), (3, 2), (0, 3), (1, 3)]
+
+
+def test_dal_segno_al_coda_plays_the_last_volta_and_leaves_for_the_coda():
+    info = [
+        M(),
+        M(segno=True, forward=True),
+        M(tocoda=True),
+        M(endings=(1,), backward_times=2),
+        M(endings=(2,)),
+        M(jump="dalsegno"),
+        M(coda=True),
+    ]
+    order = [m for m, _ in unfold_measures(info)]
+    assert order == [0, 1, 2, 3, 1, 2, 4, 5, 1, 2, 6]
+
+
+def test_a_dal_segno_in_the_file_is_unfolded():
+    """<sound segno>, <sound dalsegno> and <sound fine> as engravers write them."""
+    note = "<note><pitch><step>{}</step><octave>4</octave></pitch><duration>4</duration></note>"
+    bars = [
+        note.format("C"),
+        '<direction><direction-type><segno/></direction-type><sound segno="s"/></direction>' + note.format("D"),
+        note.format("E")
+        + '<direction><direction-type><words>Fine</words></direction-type><sound fine="yes"/></direction>',
+        note.format("F") + "<direction><direction-type><words>D.S. al Fine</words></direction-type>"
+        '<sound dalsegno="s"/></direction>',
+    ]
+    xml = (
+        '<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1">'
+        '<part-name>x</part-name></score-part></part-list><part id="P1">'
+        + "".join(
+            f'<measure number="{i + 1}">'
+            + ("<attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>"
+               if i == 0 else "")
+            + b
+            + "</measure>"
+            for i, b in enumerate(bars)
+        )
+        + "</part></score-partwise>"
+    )  # fmt: skip
+    s = parse_score(xml.encode())
+    assert [(n.pitch, n.pass_no) for n in s.notes] == [(60, 1), (62, 1), (64, 1), (65, 1), (62, 2), (64, 2)]
+
+
 def test_ids_come_from_the_file_and_are_stable():
     s = load_score(bundled("scale_study"), use_cache=False)
     # ids are numbered through the file, right hand's bar 1 first: n1..n8, then n9 for the left
@@ -48,6 +97,29 @@ def test_ids_come_from_the_file_and_are_stable():
     assert len({(n.note_id, n.pass_no) for n in s.notes}) == len(s.notes)
     again = load_score(bundled("scale_study"), use_cache=False)
     assert [n.note_id for n in s.notes] == [n.note_id for n in again.notes]
+
+
+def test_a_backup_past_the_measure_start_keeps_the_ids_of_the_notes_after_it():
+    """Engravers' files (Beethoven op. 31/2 II in (n)ASAP) back up further than the measure
+    holds; music21 puts the next voice at the measure's start, and the notes there must
+    keep their ids (before: ids made up for them, which no alignment knows)."""
+    note = (
+        '<note id="{}"><pitch><step>{}</step><octave>{}</octave></pitch><duration>{}</duration><voice>{}</voice></note>'
+    )
+    xml = (
+        '<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1">'
+        '<part-name>x</part-name></score-part></part-list><part id="P1"><measure number="1">'
+        "<attributes><divisions>1</divisions><time><beats>3</beats><beat-type>4</beat-type></time></attributes>"
+        + note.format("a1", "C", 5, 3, 1)
+        + "<backup><duration>4</duration></backup>"  # one beat too many
+        + note.format("a2", "F", 3, 2, 2)
+        + note.format("a3", "A", 3, 1, 2)
+        + '</measure><measure number="2">'
+        + note.format("a4", "E", 5, 3, 1)
+        + "</measure></part></score-partwise>"
+    )
+    s = parse_score(xml.encode())
+    assert sorted((n.note_id, n.onset_q) for n in s.notes) == [("a1", 0.0), ("a2", 0.0), ("a3", 2.0), ("a4", 3.0)]
 
 
 def test_printed_fingering_hands_and_staves():
