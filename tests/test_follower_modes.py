@@ -232,3 +232,21 @@ def test_after_a_pause_and_notes_that_fit_far_away_the_follower_stays_unsure_whi
     after = score.notes.index(next(n for n in score.notes if n.onset_q == 96.0))
     parted_t = next(p.t for p in played if p.note == after)
     assert notes_to_recover(score, played, notes, parted_t) <= 4
+
+
+def test_after_a_breath_a_player_who_went_back_is_not_taken_for_one_who_carried_on(returning_theme):
+    """At 70 quarters a minute the player stops at the second lead-in and, after a breath
+    too short at this tempo to count as a pause (1.4 s), plays bars 5-12 again: the theme
+    at bar 7 sounds like its return at bar 21, where they would be had they carried on,
+    but after a breath going back is what players do (Mozart's K. 332 II, restarted from
+    the top after 1.9 s, was taken to where its opening returns)."""
+    score, _ = returning_theme
+    base = simulate.render(score, seed=5, bpm=70.0, rubato=0.0)
+    stop = next(p.t for p in base if score.notes[p.note].onset_q >= 72.0)
+    again = [p for p in base if 16.0 <= score.notes[p.note].onset_q < 48.0]
+    played = [p for p in base if p.t < stop] + [dataclasses.replace(p, t=p.t - again[0].t + stop + 0.5) for p in again]
+    out = run(score, played)
+    theme = [
+        (p, v) for p, v in zip(played, verdicts(out)) if p.t >= stop and 24.0 <= score.notes[p.note].onset_q < 40.0
+    ]
+    assert all(position_ok(score, [p for p, _ in theme], [v for _, v in theme]))

@@ -38,6 +38,7 @@ from bridge.score import Score, plays_figure
 N_PITCH = 128
 TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as long as it lasts"
 TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
+RESTART_GAP_S = 5.0  # a jump within this long after a gap of a second or more may be a restart
 
 
 def pitch_keys(events: list[tuple[int, ...]]) -> np.ndarray:
@@ -347,7 +348,8 @@ class Follower:
         self.origin: int | None = None
         self.twin_held = False  # the last event entered sounds the same near the origin
         self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
-        self.jump_paused = False  # ... and whether a pause started its search
+        self.jump_paused = False  # ... and whether the player paused before it
+        self.last_gap_t = -math.inf  # the last note after a gap of pause_s or more
         self.anchor = 0  # the last event the follower was sure of
         self.sure_run = 0  # events entered in a row with a sure place
         self.history: list[tuple[int, float, float | None, float]] = []
@@ -403,6 +405,7 @@ class Follower:
             # in slow music a restart need not look like a pause: notes before a gap of a
             # second are not replayed into a later search
             self.history = []
+            self.last_gap_t = t
         sigma = None if paused else p.timing_sigma
 
         if paused and not first:
@@ -495,10 +498,10 @@ class Follower:
 
     def _carried_on(self, twin: int) -> bool:
         """``twin`` lies on from the place the player left, within the reach of a player
-        who carried on, and the jump was long and mid-flow (no pause): the notes that
-        moved them were a slip or a difference of edition, and carrying on is by far the
-        likelier reading of the same notes. After a pause players do restart far away; a
-        short jump is the band's to weigh."""
+        who carried on, and the jump was long and mid-flow (no pause, no gap of a second
+        just before it): the notes that moved them were a slip or a difference of edition,
+        and carrying on is by far the likelier reading of the same notes. After a pause or
+        a breath players do restart far away; a short jump is the band's to weigh."""
         ahead = self.m.q[twin] - self.jump_origin_q
         return not self.jump_paused and abs(self.jump_q - self.jump_origin_q) > TWIN_REACH_Q and -1.0 <= ahead
 
@@ -606,7 +609,9 @@ class Follower:
         self.origin = self.anchor
         self.twin_held = False
         self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
-        self.jump_paused = self.reloc_paused
+        # a pause woke the search, or a gap of a second came just before (in slow music
+        # a restart after a breath is not long enough to count as a pause)
+        self.jump_paused = self.reloc_paused or t - self.last_gap_t <= RESTART_GAP_S
 
     def _update_tempo(self) -> None:
         """Beat length over the last half quarter or more of entered events: fast runs
