@@ -11,7 +11,6 @@ second until it is back (``device_connected``); the bridge keeps running through
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 from collections import deque
@@ -28,20 +27,9 @@ from bridge.events import Event, NoteOff, NoteOn, NoteVerdict, Status
 Deliver = Callable[[np.ndarray, float], None]
 
 
-def _portaudio():
-    """sounddevice, without its exit handler: that handler's Pa_Terminate asserts that
-    JACK answered its deactivate request, which a busy server may not do in time, and
-    aborts the process after the session log is closed. Streams are closed here before
-    exit; the sound server drops the client when the process ends."""
-    import sounddevice as sd
-
-    atexit.unregister(sd._exit_handler)
-    return sd
-
-
 def input_devices() -> list[str]:
     """Names of the sound inputs PortAudio sees (with their host API)."""
-    sd = _portaudio()
+    import sounddevice as sd
 
     apis = sd.query_hostapis()
     return [
@@ -53,7 +41,7 @@ def input_devices() -> list[str]:
 
 def find_device(name: str) -> int:
     """The index of the input device named ``name`` (exactly, or a unique part of it)."""
-    sd = _portaudio()
+    import sounddevice as sd
 
     try:
         devices = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
@@ -81,7 +69,8 @@ class DeviceSource:
         self.rate = 0
 
     def open(self, deliver: Deliver, clock: Callable[[], float]) -> None:
-        sd = _portaudio()
+        import sounddevice as sd
+
         self.index = find_device(self.name)
         info = sd.query_devices(self.index)
         self.rate = int(info["default_samplerate"])

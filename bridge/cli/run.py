@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from pathlib import Path
@@ -302,4 +303,11 @@ def run(args: argparse.Namespace) -> int:
     if page:
         print(f"pianobridge: {page.summary()}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
+    if audio_source:
+        # PortAudio's JACK host ends the process badly on its way out (Pa_Terminate asserts that a
+        # busy server answered in time; skipped, its callback thread crashes the interpreter's
+        # finalisation): everything is written and closed, so leave without either
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
