@@ -44,7 +44,7 @@ class Thresholds:
     estimate often fires twice on one note)."""
 
     expected: float = 0.2
-    other: float = 0.6
+    other: float = 0.7
     harmonic: float = 0.85
     release: float = 0.4
     repeat_s: float = 0.1
