@@ -349,7 +349,7 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                     bar_q = _bar_length(el, where) or bar_q
                 elif tag in ("backup", "forward"):
                     # a backup lands at the measure's start at the furthest, so any length is harmless
-                    dur = _duration(el, divisions, where, bound=None if tag == "backup" else MAX_DURATION_Q)
+                    dur = _duration(el, divisions, where, bounded=tag == "forward")
                     # a <backup> past the measure's start lands on it, as in music21 (and partitura)
                     cursor = max(cursor + (dur if tag == "forward" else -dur), Fraction(0))
                 elif tag == "barline" and pi == 0:
@@ -436,15 +436,15 @@ def _bar_length(attributes: etree._Element, where: str) -> Fraction | None:
     return bar or None
 
 
-def _duration(el: etree._Element, divisions: int | None, where: str, bound: int | None = MAX_DURATION_Q) -> Fraction:
+def _duration(el: etree._Element, divisions: int | None, where: str, bounded: bool = True) -> Fraction:
     """The <duration> of a note, backup or forward in quarters (0 where it has none), at most
-    ``bound`` quarters (None: any whole number of divisions)."""
+    ``MAX_DURATION_Q`` quarters where ``bounded``."""
     text = el.findtext("duration")
     if text is None:
         return Fraction(0)
     if divisions is None:  # invalid MusicXML, and music21's time grows with the square of the measures
         raise UserError(f"{where}: a <duration> comes before any <divisions> says what it counts")
-    top = MAX_DURATION_Q * divisions if bound is not None else 2**62
+    top = MAX_DURATION_Q * divisions if bounded else 2**62
     return Fraction(int(_number(text, "<duration>", where, 0, top)), divisions)
 
 

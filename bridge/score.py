@@ -143,10 +143,11 @@ def unfold_measures(
             raise UserError(f"the score has more than {MAX_UNFOLDED} {what} once its repeats are played out")
         if returned and m.fine:
             break
-        coda = next((k for k in range(i + 1, len(info)) if info[k].coda), None)
-        if returned and m.tocoda and coda is not None:
-            i = section_start = coda
-            continue
+        if returned and m.tocoda:
+            coda = next((k for k in range(i + 1, len(info)) if info[k].coda), None)
+            if coda is not None:
+                i = section_start = coda
+                continue
         if not returned and m.backward_times and repeats_done.get(i, 0) < m.backward_times - 1:
             repeats_done[i] = repeats_done.get(i, 0) + 1
             section_pass += 1
