@@ -250,3 +250,37 @@ def test_after_a_breath_a_player_who_went_back_is_not_taken_for_one_who_carried_
         (p, v) for p, v in zip(played, verdicts(out)) if p.t >= stop and 24.0 <= score.notes[p.note].onset_q < 40.0
     ]
     assert all(position_ok(score, [p for p, _ in theme], [v for _, v in theme]))
+
+
+@pytest.fixture(scope="module")
+def struck_twice(tmp_path_factory):
+    """Free bars, a chord, the same six-note chord twice in a row, another chord, free bars
+    (the end of Chopin's second sonata's scherzo, bars of one chord struck again and again)."""
+    twin = (49, 53, 59, 61, 68, 73)
+    events = [p for bar in FREE[:2] for p in bar] + [(54, 69, 78), twin, twin, (42, 57, 66, 78)]
+    events += [p for bar in FREE[2:] for p in bar]
+    score = write(tmp_path_factory, "struck_twice", events)
+    return score, simulate.render(score, seed=5, bpm=120.0, rubato=0.0, spread_s=0.005)
+
+
+def test_a_stray_note_does_not_use_up_a_pitch_of_the_chord_after(struck_twice):
+    """The first chord rolled, with a stray C# (a pitch of the next chord) among its notes,
+    and a wrong note just before the next chord: the C# takes the follower ahead and the
+    chord's next note back, the wrong note ahead again. When the next chord comes, its C#
+    is that chord's, not the identical chord's after it (before: the stray still counted as
+    that chord's C#, so the real one moved the follower on to the twin, which took the
+    chord's last notes)."""
+    score, base = struck_twice
+    ev = score.events
+    first = [p for p in base if p.note in ev[8].notes]
+    t0 = min(p.t for p in first)
+    rolled = {54: 0.0, 69: 0.14, 78: 0.16}
+    played = [dataclasses.replace(p, t=t0 + rolled[p.pitch]) if p in first else p for p in base]
+    played.append(simulate.PlayedNote(t0 + 0.065, 61, 60, 0.1, None, "extra"))
+    played.append(simulate.PlayedNote(t0 + 0.4, 51, 60, 0.1, None, "extra"))
+    played.sort(key=lambda p: p.t)
+    notes = verdicts(run(score, played))
+    for chord in (9, 10):
+        got = [(p, v) for p, v in zip(played, notes, strict=True) if p.note in ev[chord].notes]
+        assert len(got) == 6
+        assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in got), chord

@@ -313,8 +313,12 @@ class _Tracker:
         entered = fresh or best != self.pos
         if entered:
             self.ref_q, self.ref_t = float(self.m.tq[self.pos]), self.entry_t
+            # back on an earlier event, the pitches the band used up ahead are still to come
+            # (the matcher forgets those notes too): a stray note that took the band ahead
+            # must not use up a pitch of the chord it took it to
+            ahead = best if best < self.pos else best + self.p.band_back
             self.pos, self.entry_t = best, t
-            self.played = {j: ps for j, ps in self.played.items() if abs(j - best) <= self.p.band_back}
+            self.played = {j: ps for j, ps in self.played.items() if best - self.p.band_back <= j <= ahead}
             self._set_band()
         return best, entered
 
