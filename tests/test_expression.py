@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,17 +144,23 @@ def test_numpy_forward_matches_torch(tmp_path):
 def test_shipped_weights_match_their_torch_model():
     torch = pytest.importorskip("torch")
     from bridge.expression.model import ExpressionNet
+    from bridge.expression.train import Ensemble
 
     npnet = load_network()
     assert DEFAULT_WEIGHTS.stat().st_size < 10_000_000
-    net = ExpressionNet(N_FEATURES, npnet.recipe["model"])
-    net.load_state_dict({k[2:]: torch.tensor(v) for k, v in npnet.w.items() if k.startswith("g.")})
+    members = []
+    for g in npnet.generators:
+        net = ExpressionNet(N_FEATURES, npnet.recipe["model"])
+        net.load_state_dict({k[len(g) :]: torch.tensor(v) for k, v in npnet.w.items() if k.startswith(g)})
+        members.append(net)
     inp = score_inputs(load_score(bundled("nocturne")))
     z = np.zeros(npnet.z_dim, np.float32)
-    with torch.no_grad():
-        tb, tn = net(*(torch.tensor(a) for a in (inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)))
-    nb, nn = npnet.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)
-    assert np.allclose(tb.numpy(), nb, atol=2e-4) and np.allclose(tn.numpy(), nn, atol=2e-4)
+    t_in = [torch.tensor(a) for a in (inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)]
+    for k, net in [*enumerate(members), (None, Ensemble(members))]:
+        with torch.no_grad():
+            tb, tn = net(*t_in)
+        nb, nn = npnet.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z, member=k)
+        assert np.allclose(tb.numpy(), nb, atol=2e-4) and np.allclose(tn.numpy(), nn, atol=2e-4)
 
 
 @needs_weights
@@ -274,10 +281,8 @@ def test_bad_scores_and_performances(tmp_path):
     assert r.returncode == 2 and "does not match the score" in r.stderr and r.stderr.count("\n") == 1
 
 
-@needs_asap
-def test_two_process_training_on_a_small_asap_tree(tmp_path):
-    """torchrun, 2 processes (gloo): the excluded folder never reaches the prepared data."""
-    pytest.importorskip("torch")
+def small_asap_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """Four (n)ASAP folders (one of them excluded), two performances each, and a tiny recipe."""
     src = asap.Source(ASAP_GIT)
     tree = tmp_path / "asap"
     folders = ["Bach/Prelude/bwv_846", "Bach/Fugue/bwv_846", "Bach/Fugue/bwv_863", "Bach/Fugue/bwv_867"]
@@ -290,6 +295,14 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path):
     (tree / "metadata.csv").write_text("folder\n")
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps({"batch": 2, "chunk_beats": 24, "eval_every": 2, "model": {"d": 16}}))
+    return tree, recipe
+
+
+@needs_asap
+def test_two_process_training_on_a_small_asap_tree(tmp_path):
+    """torchrun, 2 processes (gloo): the excluded folder never reaches the prepared data."""
+    pytest.importorskip("torch")
+    tree, recipe = small_asap_tree(tmp_path)
     out = tmp_path / "w.npz"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bridge.cli", "train",
@@ -304,3 +317,32 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path):
     assert net.recipe["validation"]["best"]["processes"] == 2 and net.cfg["d"] == 16
     cal = net.recipe["calibration"]  # measured on the validation performance after training
     assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
+
+
+@needs_asap
+def test_an_ensemble_is_trained_member_by_member_and_averaged(tmp_path):
+    pytest.importorskip("torch")
+    tree, recipe = small_asap_tree(tmp_path)
+    out = tmp_path / "w.npz"
+    r = cli("train", "expression", tree, "--steps", "4", "--members", "2", "--recipe", recipe, "--out", out,
+            "--prepared", tmp_path / "cache", "--exclude", EXCLUDE, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("w*.npz")) == ["w.npz"]  # the members' files are merged away
+    net = load_network(out)
+    assert net.members == 2 and net.critics == ["c.", "c1."]
+    best = net.recipe["validation"]["best"]
+    assert [m["step"] for m in best["members"]] and not np.isnan(best["score"])
+    assert net.recipe["calibration"]["phrases"] > 0
+    # seeds 0 and 1: two different networks, and the central rendition is their mean
+    assert not np.allclose(net.w["g.inp1.weight"], net.w["g1.inp1.weight"])
+    score = load_score(bundled("minuet"))
+    inp = score_inputs(score)
+    args = (inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, np.zeros(net.z_dim, np.float32))
+    outs = [net.forward(*args, member=k) for k in range(2)]
+    both = net.forward(*args)
+    for i in range(2):
+        assert np.allclose(both[i], (outs[0][i] + outs[1][i]) / 2, atol=1e-6)
+        assert not np.allclose(outs[0][i], outs[1][i])
+    # drawn interpretations take the members in turn
+    a, b = interpretations(score, net, seed=1, samples=2)
+    assert not np.allclose(a.onset_s, b.onset_s)

@@ -98,7 +98,7 @@ class Assessor:
 
     def __init__(self, score: Score | Inputs, net: ExpressionNetwork) -> None:
         self.net = net
-        self.has_critic = "c.inp.weight" in net.w  # the no-critic ablation has none: realism is nan
+        self.has_critic = bool(net.critics)  # the no-critic ablation has none: realism is nan
         self.inp: Inputs = score if isinstance(score, Inputs) else score_inputs(score)
         # the spread of human phrases around the central rendition, measured on the validation
         # split after training (see calibrate); without it the band is the central value itself
@@ -111,7 +111,7 @@ class Assessor:
         beat_phrase = t.measure_phrase[t.beat_measure]
         bedges = np.searchsorted(beat_phrase, np.arange(len(self.phrases) + 1))
         self.beat_span = [(int(bedges[k]), int(bedges[k + 1])) for k in range(len(self.phrases))]
-        self._enc: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._enc: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
 
     def band(self, key: str, centre: float) -> tuple[float, float]:
         """The 10th-90th percentile range of human phrases with this central value: the

@@ -109,7 +109,9 @@ def conv(x, w, name, k=5):
 
 
 class ExpressionNetwork:
-    """The trained generator and critic; ``load`` checks the file."""
+    """The trained generator and critic, or an ensemble of them (``recipe["members"]``
+    networks trained with different seeds: the central rendition and the critic are their
+    average); ``load`` checks the file."""
 
     def __init__(self, weights: dict[str, np.ndarray], recipe: dict) -> None:
         self.w = weights
@@ -117,6 +119,11 @@ class ExpressionNetwork:
         self.cfg = recipe["model"]
         self.hier = self.cfg.get("hierarchical", True)
         self.z_dim = self.cfg["z_dim"]
+        # member k's generator is stored under "g{k}." and its critic under "c{k}." ("g.", "c." for k = 0)
+        prefixes = [""] + [str(k) for k in range(1, int(recipe.get("members", 1)))]
+        self.generators = ["g" + p + "." for p in prefixes]
+        self.critics = ["c" + p + "." for p in prefixes if f"c{p}.inp.weight" in weights]
+        self.members = len(self.generators)
 
     @classmethod
     def load(cls, path: str | Path) -> ExpressionNetwork:
@@ -125,59 +132,75 @@ class ExpressionNetwork:
                 weights = {k: z[k].astype(np.float32) for k in z.files if k != "recipe"}
                 recipe = json.loads(str(z["recipe"]))
             net = cls(weights, recipe)
-            net.w["g.inp1.weight"]  # noqa: B018 - a file without the generator is not ours
+            for g in net.generators:
+                net.w[g + "inp1.weight"]  # noqa: B018 - a file without the generator is not ours
         except FileNotFoundError:
             raise UserError(f"expression weights not found: {path}") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError):
             raise UserError(f"expression weights are damaged or not ours: {path}") from None
         return net
 
-    def _g(self, name: str) -> str:
-        return "g." + name
+    def encode_score(self, x, beat, beat_bar, bar_phr) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per member, the note and beat encodings of the score (they depend on the score alone)."""
+        return [self._encode(g, x, beat, beat_bar, bar_phr) for g in self.generators]
 
-    def encode_score(self, x, beat, beat_bar, bar_phr):
+    def _encode(self, g: str, x, beat, beat_bar, bar_phr):
         w, c = self.w, self.cfg
-        g = self._g
         nb, nm, nphr = int(beat.max()) + 1, int(beat_bar.max()) + 1, int(bar_phr.max()) + 1
-        h = linear(gelu(linear(x, w, g("inp1"))), w, g("inp2"))
+        h = linear(gelu(linear(x, w, g + "inp1")), w, g + "inp2")
         for i in range(2):
-            h = conv(h, w, g(f"convs.{i}"))
+            h = conv(h, w, g + f"convs.{i}")
         if self.hier:
-            b = block(pool(h, beat, nb, w, g("pool_beat")), w, g("beat_att"), c["heads"], c["beat_window"])
-            m = block(pool(b, beat_bar, nm, w, g("pool_bar")), w, g("bar_att"), c["heads"], c["bar_window"])
-            p = block(pool(m, bar_phr, nphr, w, g("pool_phr")), w, g("phr_att"), c["heads"], c["phrase_window"])
-            b = b + linear(m, w, g("up_bar"))[beat_bar] + linear(p, w, g("up_phr"))[bar_phr[beat_bar]]
+            b = block(pool(h, beat, nb, w, g + "pool_beat"), w, g + "beat_att", c["heads"], c["beat_window"])
+            m = block(pool(b, beat_bar, nm, w, g + "pool_bar"), w, g + "bar_att", c["heads"], c["bar_window"])
+            p = block(pool(m, bar_phr, nphr, w, g + "pool_phr"), w, g + "phr_att", c["heads"], c["phrase_window"])
+            b = b + linear(m, w, g + "up_bar")[beat_bar] + linear(p, w, g + "up_phr")[bar_phr[beat_bar]]
         else:
             for i in range(3):
-                h = block(h, w, g(f"note_att.{i}"), c["heads"], c["note_window"])
-            b = pool(h, beat, nb, w, g("pool_beat"))
-        return h, layer_norm(b, w, g("beat_norm"))
+                h = block(h, w, g + f"note_att.{i}", c["heads"], c["note_window"])
+            b = pool(h, beat, nb, w, g + "pool_beat")
+        return h, layer_norm(b, w, g + "beat_norm")
 
-    def forward(self, x, beat, beat_bar, bar_phr, z, perf_beat=None, perf_ok=None, enc=None, notes=None):
+    def forward(self, x, beat, beat_bar, bar_phr, z, perf_beat=None, perf_ok=None, enc=None, notes=None, member=None):
         """(B, 2) beat and (N, 4) note outputs in network units, as the torch model; ``notes``
-        (indices) limits the note outputs to those notes."""
-        w, c, g = self.w, self.cfg, self._g
-        h, b = self.encode_score(x, beat, beat_bar, bar_phr) if enc is None else enc
-        b = b + linear(z[None, :].astype(np.float32), w, g("up_z"))
+        (indices) limits the note outputs to those notes. ``member`` None averages the
+        members' outputs; an index takes that member's alone (a drawn interpretation)."""
+        ks = range(self.members) if member is None else [member]
+        outs = [
+            self._forward(self.generators[k], x, beat, beat_bar, bar_phr, z, perf_beat, perf_ok,
+                          None if enc is None else enc[k], notes)
+            for k in ks
+        ]  # fmt: skip
+        if len(outs) == 1:
+            return outs[0]
+        return np.mean([o[0] for o in outs], 0), np.mean([o[1] for o in outs], 0)
+
+    def _forward(self, g: str, x, beat, beat_bar, bar_phr, z, perf_beat, perf_ok, enc, notes):
+        w, c = self.w, self.cfg
+        h, b = self._encode(g, x, beat, beat_bar, bar_phr) if enc is None else enc
+        b = b + linear(z[None, :].astype(np.float32), w, g + "up_z")
         if perf_beat is not None:
-            mem = layer_norm(linear(perf_beat, w, g("perf_in")), w, g("perf_norm"))
-            cross = attention(b, w, g("cross"), c["heads"], c["beat_window"], mem, perf_ok, causal=True)
-            b = b + np.tanh(w[g("gate")]) * cross
-        b = b + linear(gelu(linear(b, w, g("beat_f1"))), w, g("beat_f2"))
-        out_b = linear(b, w, g("beat_out"))
+            mem = layer_norm(linear(perf_beat, w, g + "perf_in"), w, g + "perf_norm")
+            cross = attention(b, w, g + "cross", c["heads"], c["beat_window"], mem, perf_ok, causal=True)
+            b = b + np.tanh(w[g + "gate"]) * cross
+        b = b + linear(gelu(linear(b, w, g + "beat_f1")), w, g + "beat_f2")
+        out_b = linear(b, w, g + "beat_out")
         if notes is not None:
             h, beat = h[notes], beat[notes]
-        n = gelu(linear(np.concatenate([h, b[beat]], 1), w, g("note_f1")))
-        out_n = linear(linear(n, w, g("note_f2")) + h, w, g("note_out"))
+        n = gelu(linear(np.concatenate([h, b[beat]], 1), w, g + "note_f1"))
+        out_n = linear(linear(n, w, g + "note_f2") + h, w, g + "note_out")
         return out_b, out_n
 
     def critic(self, score_beat: np.ndarray, perf_beat: np.ndarray) -> np.ndarray:
-        """Realism logit per beat (higher: more like a human performance)."""
+        """Realism logit per beat (higher: more like a human performance), the members' mean."""
         w = self.w
-        h = gelu(linear(np.concatenate([score_beat, perf_beat], 1), w, "c.inp"))
-        for i in range(3):
-            h = conv(h, w, f"c.convs.{i}")
-        return linear(h, w, "c.out")[:, 0]
+        logits = []
+        for c in self.critics:
+            h = gelu(linear(np.concatenate([score_beat, perf_beat], 1), w, c + "inp"))
+            for i in range(3):
+                h = conv(h, w, c + f"convs.{i}")
+            logits.append(linear(h, w, c + "out")[:, 0])
+        return np.mean(logits, 0)
 
 
 def beat_mean(v: np.ndarray, beat: np.ndarray, nb: int) -> np.ndarray:

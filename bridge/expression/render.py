@@ -104,16 +104,18 @@ def render(score: Score, net: ExpressionNetwork, z: np.ndarray | None = None, in
 @single_blas
 def interpretations(score: Score, net: ExpressionNetwork, seed: int | None, samples: int) -> list[Rendition]:
     """``samples`` renditions: the central one when no seed is given (then samples must be 1),
-    else style vectors drawn from N(0, I) with that seed."""
+    else style vectors drawn from N(0, I) with that seed. An ensemble's members take turns
+    (sample i is member i mod K): averaging them would average the styles away."""
     inp = score_inputs(score)
     if seed is None and samples == 1:
         return [render(score, net, None, inp)]
     rng = np.random.default_rng(0 if seed is None else seed)
     enc = net.encode_score(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr)
     out = []
-    for _ in range(samples):
+    for i in range(samples):
         z = rng.standard_normal(net.z_dim).astype(np.float32)
-        out.append(decode(inp, *net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z, enc=enc)))
+        k = i % net.members
+        out.append(decode(inp, *net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z, enc=enc, member=k)))
     return out
 
 

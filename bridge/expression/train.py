@@ -36,6 +36,7 @@ DEFAULT_RECIPE = {
     "eval_every": 250,
     "fusion_prob": 0.5,
     "critic": True,
+    "members": 1,
     "spoiled_weight": 1.0,
     "model": {"d": 64, "heads": 4, "beat_window": 16, "bar_window": 8, "phrase_window": 4, "note_window": 32,
               "z_dim": 8, "hierarchical": True},
@@ -359,8 +360,54 @@ def load_recipe(path: str | None) -> dict:
     return recipe
 
 
+class Ensemble(torch.nn.Module):
+    """Members' outputs averaged, as `network.ExpressionNetwork` averages them (for `validate`)."""
+
+    def __init__(self, members: list[ExpressionNet]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.z_dim = members[0].z_dim
+
+    def forward(self, *args):
+        outs = [m(*args) for m in self.members]
+        return torch.stack([o[0] for o in outs]).mean(0), torch.stack([o[1] for o in outs]).mean(0)
+
+
+def merge_members(parts: list[Path], out: Path, pieces, perfs, val: list[int]) -> dict:
+    """One weights file from members trained apart: member k's generator and critic under
+    "g{k}." and "c{k}." (k = 0 keeps "g." and "c."); the ensemble is validated as a whole."""
+    arrays: dict[str, np.ndarray] = {}
+    metas, nets = [], []
+    for k, part in enumerate(parts):
+        with np.load(part, allow_pickle=False) as z:
+            metas.append(json.loads(str(z["recipe"])))
+            gen = {}
+            for name in z.files:
+                if name == "recipe":
+                    continue
+                head, rest = name.split(".", 1)
+                arrays[f"{head}{k or ''}.{rest}"] = z[name]
+                if head == "g":
+                    gen[rest] = torch.tensor(z[name])
+        net = ExpressionNet(N_FEATURES, metas[0]["model"])
+        net.load_state_dict(gen)
+        nets.append(net)
+    fig = validate(Ensemble(nets), pieces, perfs, val)
+    best = dict(fig, members=[m["validation"]["best"] for m in metas])
+    best.update({k: metas[0]["validation"]["best"][k] for k in ("pieces", "performances", "train", "val", "processes")})
+    best["minutes"] = round(sum(m["validation"]["best"]["minutes"] for m in metas), 2)
+    meta = dict(metas[0], members=len(parts), validation={"best": best, "history": []})
+    arrays["recipe"] = np.array(json.dumps(meta))
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(out)
+    for part in parts:
+        part.unlink()
+    return best
+
+
 def train_command(args) -> int:
-    """`pianobridge train expression ASAP_DIR`: --recipe, --steps, --seed, --out, --exclude, --prepared."""
+    """`pianobridge train expression ASAP_DIR`: --recipe, --steps, --seed, --members, --out, --exclude, --prepared."""
     import sys
 
     from bridge.expression.render import DEFAULT_WEIGHTS
@@ -370,16 +417,26 @@ def train_command(args) -> int:
     if args.steps:
         recipe["steps"] = args.steps
     recipe["seed"] = args.seed
+    members = args.members or recipe["members"]
     exclude = Path(args.exclude) if args.exclude else ROOT.parent / "shared" / "data" / "nasap-train" / "exclude.txt"
     if not exclude.is_file():
         raise UserError(f"no exclusion list at {exclude} (give --exclude)")
     cache = Path(args.prepared) if args.prepared else cache_dir() / "expression"
     out = Path(args.out) if args.out else DEFAULT_WEIGHTS
-    best = train(Path(args.pig), exclude, cache, out, recipe)
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if members == 1:
+        best = train(Path(args.pig), exclude, cache, out, dict(recipe, members=1))
+    else:  # member k is the recipe with seed + k; each is trained alone, then they are merged
+        parts = [out.with_name(f"{out.stem}.member{k}.npz") for k in range(members)]
+        for k, part in enumerate(parts):
+            train(Path(args.pig), exclude, cache, part, dict(recipe, seed=args.seed + k, members=1))
+    if rank0:
         from bridge.expression.calibrate import calibrate
 
         pieces, perfs = prepare(Path(args.pig), exclude, cache, progress=False)
-        calibrate(out, pieces, perfs, split(pieces, perfs)[1])
+        val = split(pieces, perfs)[1]
+        if members > 1:
+            best = merge_members(parts, out, pieces, perfs, val)
+        calibrate(out, pieces, perfs, val)
         print(f"pianobridge: expression weights -> {out} (validation: {json.dumps(best)})", file=sys.stderr)
     return 0
