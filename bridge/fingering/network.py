@@ -32,30 +32,57 @@ def weights_path(fingering_weights: str | Path | None, kind: str = "fingering") 
     return folder / f"{kind}.npz"
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _lstm_direction(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """One LSTM direction over x (n, d) with torch's gate order (input, forget, cell, output)."""
-    n, hidden = len(x), w_hh.shape[1]
-    gates_in = x @ w_ih.T + bias
-    w_hh_t = w_hh.T.copy()
-    h = np.zeros(hidden, dtype=x.dtype)
-    c = np.zeros(hidden, dtype=x.dtype)
-    out = np.empty((n, hidden), dtype=x.dtype)
+def _lstm(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """S independent LSTMs stepped together over x (S, n, d), torch's gate order (input,
+    forget, cell, output): one Python loop for every member and direction, whose per-step
+    overhead is what a plan costs. The sigmoid gates are pre-scaled by 1/2 so that one tanh
+    serves all four gates (sigmoid(a) = (1 + tanh(a / 2)) / 2)."""
+    s, n, hidden = x.shape[0], x.shape[1], w_hh.shape[2]
+    scale = np.full(4 * hidden, 0.5, x.dtype)
+    scale[2 * hidden : 3 * hidden] = 1.0
+    gates_in = ((np.matmul(x, w_ih.transpose(0, 2, 1)) + bias[:, None]) * scale).transpose(1, 0, 2)
+    gates_in = np.ascontiguousarray(gates_in)[:, :, None]  # (n, S, 1, 4 hidden)
+    w_hh_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1)) * scale
+    out = np.empty((n, s, 1, hidden), dtype=x.dtype)
+    h = np.zeros((s, 1, hidden), dtype=x.dtype)
+    c = np.zeros((s, 1, hidden), dtype=x.dtype)
+    g = np.empty((s, 1, 4 * hidden), dtype=x.dtype)
+    i, f, cell, o = (g[..., k * hidden : (k + 1) * hidden] for k in range(4))
     for t in range(n):
-        g = gates_in[t] + h @ w_hh_t
-        i, f, cell, o = (
-            _sigmoid(g[:hidden]),
-            _sigmoid(g[hidden : 2 * hidden]),
-            np.tanh(g[2 * hidden : 3 * hidden]),
-            _sigmoid(g[3 * hidden :]),
+        np.matmul(h, w_hh_t, out=g)
+        g += gates_in[t]
+        np.tanh(g, out=g)
+        c = 0.5 * ((f + 1.0) * c + (i + 1.0) * cell)
+        h = out[t]
+        np.tanh(c, out=h)
+        h *= 0.5 * (o + 1.0)
+    return out.reshape(n, s, hidden).transpose(1, 0, 2)
+
+
+def _potentials(members: list[CrfNet], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(unary (n, 5), pair (n-1, 5, 5)) of each member for one hand's features x (n, d)."""
+    m = len(members)
+    h = np.broadcast_to(x, (m, *x.shape))
+    for layer in range(members[0].layers):
+        names = (f"l{layer}", f"l{layer}_reverse")
+
+        def stack(kind: str, names=names) -> np.ndarray:
+            return np.stack([net.p[f"lstm.{kind}_{name}"] for name in names for net in members])
+
+        out = _lstm(
+            np.concatenate([h, h[:, ::-1]]),
+            stack("weight_ih"),
+            stack("weight_hh"),
+            stack("bias_ih") + stack("bias_hh"),
         )
-        c = f * c + i * cell
-        h = o * np.tanh(c)
-        out[t] = h
-    return out
+        h = np.concatenate([out[:m], out[m:, ::-1]], 2)
+    result = []
+    for net, hm in zip(members, h, strict=True):
+        unary = hm @ net.p["unary.weight"].T + net.p["unary.bias"]
+        both = np.concatenate([hm[:-1], hm[1:]], 1)
+        k = unary.shape[1]
+        result.append((unary, (both @ net.p["pair.weight"].T + net.p["pair.bias"]).reshape(-1, k, k)))
+    return result
 
 
 class CrfNet:
@@ -66,25 +93,7 @@ class CrfNet:
         self.layers = layers
 
     def potentials(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = x
-        for layer in range(self.layers):
-            parts = []
-            for suffix, reverse in (("", False), ("_reverse", True)):
-                name = f"l{layer}{suffix}"
-                seq = h[::-1] if reverse else h
-                out = _lstm_direction(
-                    seq,
-                    self.p[f"lstm.weight_ih_{name}"],
-                    self.p[f"lstm.weight_hh_{name}"],
-                    self.p[f"lstm.bias_ih_{name}"] + self.p[f"lstm.bias_hh_{name}"],
-                )
-                parts.append(out[::-1] if reverse else out)
-            h = np.concatenate(parts, 1)
-        unary = h @ self.p["unary.weight"].T + self.p["unary.bias"]
-        both = np.concatenate([h[:-1], h[1:]], 1)
-        k = unary.shape[1]
-        pair = (both @ self.p["pair.weight"].T + self.p["pair.bias"]).reshape(-1, k, k)
-        return unary, pair
+        return _potentials([self], x)[0]
 
 
 class FingeringModel:
@@ -117,7 +126,7 @@ class FingeringModel:
         if len(x) == 0:
             k = self.info.get("states", 5)
             return np.zeros((0, k), np.float32), np.zeros((0, k, k), np.float32)
-        results = [m.potentials(x) for m in self.members]
+        results = _potentials(self.members, x)
         unary = np.mean([r[0] for r in results], 0)
         pair = np.mean([r[1] for r in results], 0)
         return unary, pair
