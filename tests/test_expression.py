@@ -17,7 +17,7 @@ import pytest
 from bridge import asap
 from bridge.errors import UserError
 from bridge.expression import data as D
-from bridge.expression.features import N_FEATURES, note_features, phrase_tree
+from bridge.expression.features import N_FEATURES, beat_length_q, note_features, phrase_tree
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
 from bridge.musicxml import load_score
@@ -96,6 +96,29 @@ def test_features_and_tree_of_a_bundled_score():
     assert x.shape == (len(score.notes), N_FEATURES) and np.isfinite(x).all()
     assert tree.beat.min() == 0 and np.all(np.diff(tree.beat) >= 0) and np.all(np.diff(tree.phrase) >= 0)
     assert all(a <= b for a, b in tree.phrases)
+
+
+@pytest.mark.parametrize("metre", ["3/8", "6/8", "2/4", "3/4", "6/4", "3/16"])
+def test_the_tree_counts_the_bars_of_every_metre(tmp_path, metre):
+    """The tree's beats must be the score's (music21's) beats: counted otherwise, a bar of
+    3/8 fell apart into one bar and one phrase per eighth after its first."""
+    import music21
+
+    bar_q = music21.meter.TimeSignature(metre).barDuration.quarterLength
+    part = music21.stream.Part([music21.meter.TimeSignature(metre)])
+    step = 0.5 if bar_q % 0.5 == 0 else 0.25
+    for k in range(16):  # 16 bars of running eighths (sixteenths in 3/16)
+        for j in range(int(bar_q / step)):
+            part.append(music21.note.Note(60 + (k + j) % 12, quarterLength=step))
+    path = tmp_path / "metre.musicxml"
+    music21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path)
+    tree = phrase_tree(score)
+    assert beat_length_q(metre) == music21.meter.TimeSignature(metre).beatDuration.quarterLength
+    assert list(tree.measure_numbers) == list(range(1, 17))
+    per_bar = bar_q / beat_length_q(metre)
+    assert tree.n_beats == 16 * per_bar
+    assert tree.phrases == [(1 + 4 * k, 4 + 4 * k) for k in range(4)] if bar_q < 8 else len(tree.phrases) == 8
 
 
 def test_numpy_forward_matches_torch(tmp_path):

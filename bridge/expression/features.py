@@ -49,12 +49,15 @@ class Tree:
 
 
 def beat_length_q(time_signature: str) -> float:
-    """Length of the counted beat in quarters (compound metres count dotted beats)."""
+    """Length of the counted beat in quarters, as music21 counts it and so as the score's
+    ``beat`` numbers count it: compound metres count dotted beats, 3/8 and 3/16 one dotted
+    beat a bar (a bar of 3/8 counted in eighths put every note past its first eighth into a
+    new bar, and each bar into a phrase of its own)."""
     try:
         num, den = (int(x) for x in time_signature.split("/")[:2])
     except ValueError:
         return 1.0
-    if num % 3 == 0 and num > 3 and den >= 8:
+    if num % 3 == 0 and (num > 3 or den >= 8):
         return 3 * 4.0 / den
     return 4.0 / den
 
@@ -240,6 +243,15 @@ class Played:
     beat_t: np.ndarray  # (B + 1,) performed time of each beat start, and of the end
 
 
+def _group_median(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """The median of ``values`` in each of the ``n`` groups (every group non-empty), as
+    np.median gives it, without a Python loop over the groups."""
+    ordered = values[np.lexsort((values, group))]
+    counts = np.bincount(group, minlength=n)
+    starts = np.cumsum(counts) - counts
+    return 0.5 * (ordered[starts + (counts - 1) // 2] + ordered[starts + counts // 2])
+
+
 def beat_curve(tree: Tree, onset_q: np.ndarray, grace: np.ndarray, on_s: np.ndarray) -> np.ndarray:
     """Performed time of each beat start (B+1 values, the last one the end of the last beat):
     the piecewise-linear map from score quarters to seconds through the median onset of each
@@ -249,7 +261,7 @@ def beat_curve(tree: Tree, onset_q: np.ndarray, grace: np.ndarray, on_s: np.ndar
     qs, idx = np.unique(np.round(onset_q[ok], 4), return_inverse=True)
     if len(qs) < 2:
         return np.full(len(grid), np.nan)
-    ts = np.array([np.median(on_s[ok][idx == k]) for k in range(len(qs))])  # each played chord's onset
+    ts = _group_median(on_s[ok], idx, len(qs))  # each played chord's onset
     keep = []
     last = -np.inf
     for k in range(len(qs)):
