@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -322,22 +323,32 @@ def small_asap_tree(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @needs_asap
-def test_two_process_training_on_a_small_asap_tree(tmp_path):
-    """torchrun, 2 processes (gloo): the excluded folder never reaches the prepared data."""
+@pytest.mark.parametrize("members", [1, 2])
+def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
+    """torchrun, 2 processes (gloo), one network or an ensemble as shipped (members trained
+    one after the other in the same process group): the excluded folder never reaches the
+    prepared data."""
     pytest.importorskip("torch")
     tree, recipe = small_asap_tree(tmp_path)
     out = tmp_path / "w.npz"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bridge.cli", "train",
-           "expression", str(tree), "--steps", "4", "--recipe", str(recipe), "--out", str(out),
-           "--prepared", str(tmp_path / "cache"), "--exclude", str(EXCLUDE)]  # fmt: skip
+    with socket.socket() as free:  # not torchrun's default port: another run may hold it
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "bridge.cli", "train", "expression", str(tree), "--steps", "4", "--recipe", str(recipe), "--out", str(out),
+           "--prepared", str(tmp_path / "cache"), "--exclude", str(EXCLUDE), "--members", str(members)]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     (cache,) = (tmp_path / "cache").glob("expression-data-*.npz")
     folders_in = set(np.load(cache)["folders"])
     assert "Bach/Fugue/bwv_867" not in folders_in and "Bach/Fugue/bwv_863" in folders_in
+    assert sorted(p.name for p in tmp_path.glob("w*.npz")) == ["w.npz"]
     net = load_network(out)
-    assert net.recipe["validation"]["best"]["processes"] == 2 and net.cfg["d"] == 16
+    best = net.recipe["validation"]["best"]
+    assert best["processes"] == 2 and net.cfg["d"] == 16 and net.members == members
+    if members > 1:
+        assert [m["processes"] for m in best["members"]] == [2] * members
     cal = net.recipe["calibration"]  # measured on the validation performance after training
     assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from bridge.errors import UserError
@@ -243,8 +244,6 @@ def export(net: ExpressionNet, critic: Critic | None, recipe: dict, path: Path, 
 
 def train(asap: Path, exclude: Path, cache: Path, out: Path, recipe: dict, progress: bool = True) -> dict:
     """Train, validate, write the best weights to ``out``; returns the validation figures."""
-    import torch.distributed as dist
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
@@ -339,9 +338,8 @@ def train(asap: Path, exclude: Path, cache: Path, out: Path, recipe: dict, progr
         meta["validation"] = {"best": best, "history": history}
         arrays["recipe"] = np.array(json.dumps(meta))
         np.savez(out, **arrays)
-    if world > 1:
+    if world > 1:  # the group stays up for the next member (train_command ends it)
         dist.barrier()
-        dist.destroy_process_group()
     return best
 
 
@@ -430,6 +428,8 @@ def train_command(args) -> int:
         parts = [out.with_name(f"{out.stem}.member{k}.npz") for k in range(members)]
         for k, part in enumerate(parts):
             train(Path(args.pig), exclude, cache, part, dict(recipe, seed=args.seed + k, members=1))
+    if dist.is_initialized():  # once, after every member: set up again, a group hangs under torchrun
+        dist.destroy_process_group()
     if rank0:
         from bridge.expression.calibrate import calibrate
 
