@@ -64,17 +64,11 @@ def _potentials(members: list[CrfNet], x: np.ndarray) -> list[tuple[np.ndarray, 
     m = len(members)
     h = np.broadcast_to(x, (m, *x.shape))
     for layer in range(members[0].layers):
-        names = (f"l{layer}", f"l{layer}_reverse")
-
-        def stack(kind: str, names=names) -> np.ndarray:
-            return np.stack([net.p[f"lstm.{kind}_{name}"] for name in names for net in members])
-
-        out = _lstm(
-            np.concatenate([h, h[:, ::-1]]),
-            stack("weight_ih"),
-            stack("weight_hh"),
-            stack("bias_ih") + stack("bias_hh"),
-        )
+        w = {  # forward directions of every member, then their reverse directions
+            kind: np.stack([net.p[f"lstm.{kind}_l{layer}{d}"] for d in ("", "_reverse") for net in members])
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
+        out = _lstm(np.concatenate([h, h[:, ::-1]]), w["weight_ih"], w["weight_hh"], w["bias_ih"] + w["bias_hh"])
         h = np.concatenate([out[:m], out[m:, ::-1]], 2)
     result = []
     for net, hm in zip(members, h, strict=True):
