@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -46,7 +47,18 @@ class Scale:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+    # the tanh form, as torch's approximate="tanh"; in place, since x**3 and the temporaries
+    # cost 3-4 times the tanh itself
+    y = x * x
+    y *= 0.044715
+    y += 1.0
+    y *= x
+    y *= 0.7978845608028654
+    np.tanh(y, out=y)
+    y += 1.0
+    y *= x
+    y *= 0.5
+    return y
 
 
 def layer_norm(x: np.ndarray, w: dict, name: str) -> np.ndarray:
@@ -88,7 +100,7 @@ def attention(x, w, name, heads, window, mem=None, key_ok=None, causal=False):
     if key_ok is not None:
         allowed &= key_ok[None, :]
     bias = w[name + ".bias"][:, np.clip(off, -window, window) + window]
-    logits = q @ k.transpose(0, 2, 1) / np.sqrt(dh) + bias
+    logits = q @ k.transpose(0, 2, 1) / math.sqrt(dh) + bias  # a numpy float64 would upcast
     logits = np.where(allowed[None], logits, -1e9)
     logits -= logits.max(-1, keepdims=True)
     p = np.exp(logits)
