@@ -112,3 +112,25 @@ def test_the_live_bridge_assesses_phrases_beside_the_key_presses(tmp_path):
     assert (phrases[-1].first_measure, phrases[-1].last_measure) == expected[-1]
     logged = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()[1:]]
     assert sum(1 for r in logged if r["dir"] == "derived") == len(phrases)
+
+
+def test_a_late_note_of_the_phrase_just_left_is_not_a_new_take():
+    score = load_score(bundled("sonatina"))
+    outputs = list(run_engine(new_engine(score, fingering=False), simulate.to_events(simulate.render(score, seed=3))))
+    phrases = PhraseStream(score)
+    phrase = {k: phrases.phrase_of[i] for k, i in phrases.index.items()}
+
+    def of(ev):
+        ok = isinstance(ev, NoteVerdict) and ev.verdict == "correct" and ev.match is not None
+        return phrase[(ev.match.note_id, ev.match.pass_no)] if ok else None
+
+    # the last note of bars 1-4 arrives only after the first note of bars 5-8
+    late = max(j for j, ev in enumerate(outputs) if of(ev) == 0)
+    first_next = next(j for j, ev in enumerate(outputs) if of(ev) == 1)
+    moved = outputs[:late] + outputs[late + 1 : first_next + 1] + [outputs[late]] + outputs[first_next + 1 :]
+    done = [k for ev in moved if (k := phrases.add(ev)) is not None]
+    assert done == sorted(set(done)) and done[:2] == [0, 1]  # each phrase finished once, in order
+    # the notes of bars 5-8 all counted, and the late note still credited to bars 1-4
+    assert sum(1 for i in phrases.played if phrases.phrase_of[i] <= 1) == sum(
+        1 for ev in outputs if of(ev) is not None and of(ev) <= 1
+    )

@@ -54,6 +54,10 @@ class PhraseStream:
             return None
         k = int(self.phrase_of[i])
         if self.current is not None and k < self.current:
+            if k == self.current - 1 and i not in self.played:
+                # a note of the phrase just left that had not come yet: played late, not a new take
+                self.played[i] = (ev.t, None, ev.velocity)
+                return None
             # gone back: the phrases from here on are played again, and judged on the new take
             self.played = {j: p for j, p in self.played.items() if self.phrase_of[j] < k}
         self.played.setdefault(i, (ev.t, None, ev.velocity))
