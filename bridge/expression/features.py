@@ -196,7 +196,12 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
     words = [x.words for x in notes]
     slower = np.array([bool(w and SLOWER.search(w)) for w in words], float)
     faster = np.array([bool(w and FASTER.search(w)) for w in words], float)
-    term = [_tempo_term(w) for w in words]
+    # a tempo term (lento, allegro) holds until another replaces it: "rit." or "a tempo" after
+    # it changes the pace around that point, not the piece's speed
+    term, held = [], None
+    for w in words:
+        held = t if (t := _tempo_term(w)) is not None else held
+        term.append(held)
     qpm = np.array([x.tempo_qpm or 0.0 for x in notes])
     # a metronome mark gives the speed; else a tempo term; else nothing (flag 0)
     speed = np.where(qpm > 0, np.log2(np.maximum(qpm, 1.0) / 80.0), [t if t is not None else 0.0 for t in term])
