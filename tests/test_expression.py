@@ -99,6 +99,31 @@ def test_features_and_tree_of_a_bundled_score():
     assert all(a <= b for a, b in tree.phrases)
 
 
+def test_a_tempo_term_holds_through_rit_and_a_tempo(tmp_path):
+    """The piece's speed (lento, allegro) is a property of the section: a "rit." or "a tempo"
+    after it must not erase it (the model took the piece's second phrase at twice the pace)."""
+    import music21
+
+    part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
+    words = {1: "Lento", 3: "rit.", 4: "a tempo", 6: "Allegro"}
+    for bar in range(1, 9):
+        m = music21.stream.Measure(number=bar)
+        if bar in words:
+            m.insert(0, music21.expressions.TextExpression(words[bar]))
+        for j in range(4):
+            m.append(music21.note.Note(60 + (bar + j) % 12, quarterLength=1.0))
+        part.append(m)
+    path = tmp_path / "tempo.musicxml"
+    music21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path)
+    x = note_features(score, phrase_tree(score))
+    slower, speed, has_speed = x[:, 44], x[:, 46], x[:, 47]  # columns of note_features
+    bar = np.array([n.measure for n in score.notes])
+    assert np.all(has_speed == 1.0)
+    assert np.allclose(speed[bar <= 5], -0.8) and np.allclose(speed[bar >= 6], 0.9)  # lento, then allegro
+    assert np.all(slower[bar == 3] == 1.0) and np.all(slower[bar != 3] == 0.0)  # the rit. is still read
+
+
 @pytest.mark.parametrize("metre", ["3/8", "6/8", "2/4", "3/4", "6/4", "3/16"])
 def test_the_tree_counts_the_bars_of_every_metre(tmp_path, metre):
     """The tree's beats must be the score's (music21's) beats: counted otherwise, a bar of
