@@ -29,10 +29,18 @@ from pathlib import Path, PurePosixPath
 from lxml import etree
 
 from bridge.errors import UserError
-from bridge.score import MeasureRepeatInfo, Score, ScoreNote, score_from_data, score_to_data, unfold_measures
+from bridge.score import (
+    ACCENT_DYNAMICS,
+    MeasureRepeatInfo,
+    Score,
+    ScoreNote,
+    score_from_data,
+    score_to_data,
+    unfold_measures,
+)
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 7  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 8  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -563,6 +571,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     order = unfold_measures(repeat_info[:n_meas], [len(raw[mi]) for mi in range(n_meas)])
     start_q = 0.0
     marks: dict[str, object] = {"tempo": None, "dynamic": None, "words": None}
+    accent: tuple | None = None  # (measure ordinal, pass, offset, mark) of the notes an sf is written on
     open_ties: dict[tuple, int] = {}
     multi_staff = {pid for (_, s, pid) in owners if s > 1}
     for mi, pass_no in order:
@@ -573,7 +582,8 @@ def parse_score(data: bytes, title: str = "score") -> Score:
         ts, beat_q = ts_at[mi]
         for off, midi, dur, tie, xml_id, fing, grace, orn, part_id, staff, k, _, voice, arts, _, _, span in events:
             while di < len(dirs) and dirs[di][0] <= off + 1e-6:
-                marks[dirs[di][1]] = dirs[di][2]
+                if _set_mark(marks, *dirs[di][1:]):
+                    accent = (mi, pass_no, off, dirs[di][2])
                 di += 1
             tie_key = (part_id, staff, midi)
             if tie in ("stop", "continue") and tie_key in open_ties:
@@ -601,7 +611,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     hand=hand,
                     time_signature=ts,
                     tempo_qpm=marks["tempo"],
-                    dynamic=marks["dynamic"],
+                    dynamic=accent[3] if accent is not None and accent[:3] == (mi, pass_no, off) else marks["dynamic"],
                     fingering=fing,
                     grace=grace,
                     ornaments=orn,
@@ -615,7 +625,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
             if tie == "start":
                 open_ties[tie_key] = len(notes) - 1
         for _, kind, val in dirs[di:]:  # marks after the last note hold for what follows
-            marks[kind] = val
+            _set_mark(marks, kind, val)
         start_q += lengths[mi]
     if not notes:
         raise UserError("the score has no notes")
@@ -628,6 +638,15 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     order_of = {id(n): i for i, n in enumerate(notes)}
     notes.sort(key=lambda n: (n.onset_q, not n.grace, order_of[id(n)] if n.grace else n.pitch))
     return Score(title=_title(m21) or title, notes=notes)
+
+
+def _set_mark(marks: dict[str, object], kind: str, value: object) -> bool:
+    """Put a direction in force; True for an accent dynamic, which holds for its own notes only."""
+    if kind == "dynamic" and value in ACCENT_DYNAMICS:
+        marks["dynamic"] = ACCENT_DYNAMICS[value] or marks["dynamic"]
+        return True
+    marks[kind] = value
+    return False
 
 
 def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:

@@ -16,6 +16,11 @@ from bridge.errors import UserError
 MAX_UNFOLDED = 200_000
 
 
+# dynamics that stress the notes they are written on and leave the level in force as it was
+# (fp: forte on them, piano after)
+ACCENT_DYNAMICS: dict[str, str | None] = {"sf": None, "sfz": None, "sffz": None, "rfz": None, "fp": "p"}
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreNote:
     """One key press the score asks for (tied continuations are folded into it).
@@ -36,7 +41,7 @@ class ScoreNote:
     hand: str
     time_signature: str
     tempo_qpm: float | None
-    dynamic: str | None
+    dynamic: str | None  # the level in force; an accent mark (sf, fp) on the notes it is written on only
     fingering: tuple[str, ...] = ()
     grace: bool = False
     ornaments: tuple[str, ...] = ()

@@ -186,6 +186,25 @@ def test_marks_in_force():
     assert s.notes[0].beat == 1.0
 
 
+def test_an_accent_mark_holds_for_its_own_notes_only(tmp_path):
+    """sf stresses the chord it is written on and leaves p in force; fp is forte there, piano
+    after (held as the level, every note after an sf was taken as forte until the next mark)."""
+    sc, p = m21.stream.Score(), m21.stream.Part()
+    marks = {(1, 0): "p", (1, 2): "sf", (2, 1): "fp"}
+    for bar in (1, 2, 3):
+        m = m21.stream.Measure(number=bar)
+        for beat in range(4):
+            if (bar, beat) in marks:
+                m.insert(float(beat), m21.dynamics.Dynamic(marks[bar, beat]))
+            m.insert(float(beat), m21.chord.Chord(["C4", "E4", "G4"], quarterLength=1.0))
+        p.append(m)
+    sc.insert(0, p)
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    chords = [e.notes for e in s.events]
+    dyn = [{s.notes[i].dynamic for i in ns} for ns in chords]
+    assert dyn == [{"p"}, {"p"}, {"sf"}, {"p"}, {"p"}, {"fp"}, {"p"}, {"p"}] + [{"p"}] * 4
+
+
 def test_second_load_comes_from_the_cache(monkeypatch):
     import bridge.musicxml as mx
 

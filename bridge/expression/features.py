@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.score import Score, ScoreNote
+from bridge.score import ACCENT_DYNAMICS, Score, ScoreNote
 
 # loudness of each printed dynamic on a rough log scale (mf = 0)
 DYNAMIC_LEVEL = {"pppp": -4.5, "ppp": -3.5, "pp": -2.5, "p": -1.5, "mp": -0.5, "mf": 0.5, "f": 1.5, "ff": 2.5,
                  "fff": 3.5, "ffff": 4.5, "fp": 1.5, "sf": 1.5, "sfz": 1.5, "sffz": 2.5, "rfz": 1.5}  # fmt: skip
-ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "rfz", "fp"}
 # tempo terms -> a rough log2 speed (andante = 0), for scores without a metronome mark
 TEMPO_TERMS = (("prestissimo", 1.6), ("presto", 1.3), ("vivace", 1.0), ("vivo", 1.0), ("allegretto", 0.5),
                ("allegro", 0.9), ("moderato", 0.3), ("andantino", 0.15), ("andante", 0.0), ("adagio", -0.6),
