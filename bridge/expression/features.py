@@ -138,6 +138,22 @@ def _tempo_term(words: str | None) -> float | None:
     return None
 
 
+def _gradual_span(words: list[str | None], tree: Tree) -> np.ndarray:
+    """True where a word is still in force within the phrase that holds the bar after the one
+    it is written in: a "rit." or "calando" closes a phrase, and scores often leave out the
+    "a tempo" after it (Mozart's K. 310 I would read "calando" from bar 14 to its end)."""
+    n = len(words)
+    on = np.ones(n, bool)
+    last_measure = int(tree.measure.max()) if n else 0
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or words[i] != words[start]:
+            m_next = min(int(tree.measure[start]) + 1, last_measure)
+            on[start:i] = tree.phrase[start:i] <= tree.measure_phrase[m_next]
+            start = i
+    return on
+
+
 def note_features(score: Score, tree: Tree) -> np.ndarray:
     """(N, N_FEATURES) float32 features of every score note; see the column list in the code."""
     notes = score.notes
@@ -193,8 +209,9 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
     voice = np.zeros((n, N_VOICES))
     voice[np.arange(n), np.clip([x.voice - 1 for x in notes], 0, N_VOICES - 1)] = 1.0
     words = [x.words for x in notes]
-    slower = np.array([bool(w and SLOWER.search(w)) for w in words], float)
-    faster = np.array([bool(w and FASTER.search(w)) for w in words], float)
+    gradual = _gradual_span(words, tree)
+    slower = np.array([bool(w and SLOWER.search(w)) for w in words], float) * gradual
+    faster = np.array([bool(w and FASTER.search(w)) for w in words], float) * gradual
     # a tempo term (lento, allegro) holds until another replaces it: "rit." or "a tempo" after
     # it changes the pace around that point, not the piece's speed
     term, held = [], None
