@@ -40,7 +40,7 @@ from bridge.score import (
 )
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 8  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 9  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -464,6 +464,9 @@ TEMPO_WORDS = re.compile(
     r"pi[uù] mosso|meno mosso|grave|largo|larghetto|lento|adagio|andante|andantino|moderato|allegretto|allegro|"
     r"vivace|vivo|presto|prestissimo)"
 )
+# a written "cresc." or "dim.": a hairpin in words, until the next dynamic or SWELL_BARS bars
+SWELL_WORDS = re.compile(r"\b(?:(decresc|dim)|(cresc))")
+SWELL_BARS = 4
 DYNAMIC_NAMES = {"pppp", "ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "ffff", "sf", "sfz", "fp", "rfz", "sffz"}
 
 
@@ -529,6 +532,8 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                 text = " ".join(str(words or "").lower().split())
                 if TEMPO_WORDS.search(text):
                     directions[mi].append((off, "words", text[:40]))
+                if swell := SWELL_WORDS.search(text):
+                    directions[mi].append((off, "swell", "diminuendo" if swell.group(1) else "crescendo"))
                 if isinstance(el, music21.expressions.TextExpression):
                     continue
                 if el.number is not None:
@@ -570,11 +575,12 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     notes: list[ScoreNote] = []
     order = unfold_measures(repeat_info[:n_meas], [len(raw[mi]) for mi in range(n_meas)])
     start_q = 0.0
-    marks: dict[str, object] = {"tempo": None, "dynamic": None, "words": None}
+    marks: dict[str, object] = {"tempo": None, "dynamic": None, "words": None, "swell": None, "bar": 0}
     accent: tuple | None = None  # (measure ordinal, pass, offset, mark) of the notes an sf is written on
     open_ties: dict[tuple, int] = {}
     multi_staff = {pid for (_, s, pid) in owners if s > 1}
-    for mi, pass_no in order:
+    for bar, (mi, pass_no) in enumerate(order):
+        marks["bar"] = bar
         # grace notes keep the order they are written in: that is the order they are played
         events = sorted(raw[mi], key=lambda r: (r[0], not r[6], r[11] if r[6] else r[1]))
         dirs = directions.get(mi, [])
@@ -618,7 +624,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     voice=voice,
                     articulations=arts,
                     slur=span["slur"],
-                    wedge=span["wedge"],
+                    wedge=span["wedge"] or _swell(marks),
                     words=marks["words"],
                 )
             )
@@ -645,8 +651,16 @@ def _set_mark(marks: dict[str, object], kind: str, value: object) -> bool:
     if kind == "dynamic" and value in ACCENT_DYNAMICS:
         marks["dynamic"] = ACCENT_DYNAMICS[value] or marks["dynamic"]
         return True
-    marks[kind] = value
+    if kind == "dynamic":  # the level a written cresc. or dim. was heading for
+        marks["swell"] = None
+    marks[kind] = (value, marks["bar"]) if kind == "swell" else value
     return False
+
+
+def _swell(marks: dict[str, object]) -> str | None:
+    """The written cresc. or dim. in force, for SWELL_BARS bars from the one it is written in."""
+    swell = marks["swell"]
+    return swell[0] if swell is not None and marks["bar"] - swell[1] < SWELL_BARS else None
 
 
 def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:

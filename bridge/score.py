@@ -49,7 +49,7 @@ class ScoreNote:
     voice: int = 1
     articulations: tuple[str, ...] = ()  # staccato, accent, tenuto, ... (music21 class names, lower case)
     slur: bool = False  # under a slur (its first and last note included)
-    wedge: str | None = None  # "crescendo" or "diminuendo" while a hairpin runs over the note
+    wedge: str | None = None  # "crescendo" or "diminuendo" while a hairpin or a written cresc./dim. runs
     words: str | None = None  # the last tempo word in force ("rit.", "a tempo", "allegro"), lower case
 
 

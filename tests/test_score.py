@@ -205,6 +205,27 @@ def test_an_accent_mark_holds_for_its_own_notes_only(tmp_path):
     assert dyn == [{"p"}, {"p"}, {"sf"}, {"p"}, {"p"}, {"fp"}, {"p"}, {"p"}] + [{"p"}] * 4
 
 
+def test_a_written_cresc_or_dim_runs_to_the_next_dynamic_or_four_bars(tmp_path):
+    sc, p = m21.stream.Score(), m21.stream.Part()
+    for bar in range(1, 10):
+        m = m21.stream.Measure(number=bar)
+        if bar == 1:
+            m.insert(0.0, m21.dynamics.Dynamic("p"))
+            m.insert(2.0, m21.expressions.TextExpression("cresc."))
+        if bar == 3:
+            m.insert(0.0, m21.dynamics.Dynamic("f"))
+        if bar == 4:
+            m.insert(0.0, m21.expressions.TextExpression("dim."))
+        for beat in range(4):
+            m.insert(float(beat), m21.note.Note("C4", quarterLength=1.0))
+        p.append(m)
+    sc.insert(0, p)
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    wedge = [n.wedge for n in s.notes]
+    # from the cresc. to the f; the dim. for its own bar and the three after it
+    assert wedge == [None, None] + ["crescendo"] * 6 + [None] * 4 + ["diminuendo"] * 16 + [None] * 8
+
+
 def test_second_load_comes_from_the_cache(monkeypatch):
     import bridge.musicxml as mx
 
