@@ -126,6 +126,33 @@ def test_a_tempo_term_holds_through_rit_and_a_tempo(tmp_path):
     assert np.array_equal(slower == 1.0, (bar == 3) | (bar == 7) | (bar == 8))
 
 
+def test_meno_and_piu_mosso_hold_until_a_tempo_or_a_new_term(tmp_path):
+    """ "Meno mosso" is a new, slower pace for the passage, not a slowing at a phrase end: it
+    holds through later words (a "rit.") until "a tempo", "Tempo I" or a new tempo term."""
+    import music21
+
+    part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
+    words = {1: "Allegro", 3: "meno mosso", 9: "rit.", 11: "Tempo I", 13: "più mosso", 15: "Andante"}
+    for bar in range(1, 17):
+        m = music21.stream.Measure(number=bar)
+        if bar in words:
+            m.insert(0, music21.expressions.TextExpression(words[bar]))
+        for j in range(4):
+            m.append(music21.note.Note(60 + (bar + j) % 12, quarterLength=1.0))
+        part.append(m)
+    path = tmp_path / "mosso.musicxml"
+    music21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path)
+    x = note_features(score, phrase_tree(score))
+    slower, faster, speed = x[:, 44], x[:, 45], x[:, 46]  # columns of note_features
+    bar = np.array([n.measure for n in score.notes])
+    expected = np.select([bar <= 2, bar <= 10, bar <= 12, bar <= 14], [0.9, 0.6, 0.9, 1.2], 0.0)
+    assert np.allclose(speed, expected)
+    # neither is a gradual change; the rit. is, until "Tempo I"
+    assert np.array_equal(slower == 1.0, (bar == 9) | (bar == 10))
+    assert not faster.any()
+
+
 @pytest.mark.parametrize("metre", ["3/8", "6/8", "2/4", "3/4", "6/4", "3/16"])
 def test_the_tree_counts_the_bars_of_every_metre(tmp_path, metre):
     """The tree's beats must be the score's (music21's) beats: counted otherwise, a bar of

@@ -21,8 +21,11 @@ DYNAMIC_LEVEL = {"pppp": -4.5, "ppp": -3.5, "pp": -2.5, "p": -1.5, "mp": -0.5, "
 TEMPO_TERMS = (("prestissimo", 1.6), ("presto", 1.3), ("vivace", 1.0), ("vivo", 1.0), ("allegretto", 0.5),
                ("allegro", 0.9), ("moderato", 0.3), ("andantino", 0.15), ("andante", 0.0), ("adagio", -0.6),
                ("larghetto", -0.6), ("lento", -0.8), ("largo", -1.0), ("grave", -1.0))  # fmt: skip
-SLOWER = re.compile(r"\b(rit|riten|ritard|rall|allarg|smorz|calando|morendo|meno mosso)")
-FASTER = re.compile(r"\b(accel|string|stretto|pi[uù] mosso)")
+SLOWER = re.compile(r"\b(rit|riten|ritard|rall|allarg|smorz|calando|morendo)")
+FASTER = re.compile(r"\b(accel|string|stretto)")
+# a sudden change of pace against the term in force, held until a new term or "a tempo"/"tempo I"
+MOSSO = ((re.compile(r"\bmeno mosso"), -0.3), (re.compile(r"\bpi[uù] mosso"), 0.3))
+RESTORE = re.compile(r"\b(a tempo|tempo i\b|tempo primo)")
 ARTICULATIONS = ("staccato", "staccatissimo", "accent", "strongaccent", "tenuto")
 PHRASE_MEASURES = 4  # a phrase is four bars of a section, or two of a long bar (see phrase_tree)
 N_VOICES = 6
@@ -214,14 +217,19 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
     faster = np.array([bool(w and FASTER.search(w)) for w in words], float) * gradual
     # a tempo term (lento, allegro) holds until another replaces it: "rit." or "a tempo" after
     # it changes the pace around that point, not the piece's speed
-    term, held = [], None
-    for w in words:
+    term, shift, held, moved = [], np.zeros(n), None, 0.0
+    for i, w in enumerate(words):
         held = t if (t := _tempo_term(w)) is not None else held
+        if t is not None or (w and RESTORE.search(w)):
+            moved = 0.0
+        # "meno mosso" moves the pace from where it is, written once for the whole passage
+        moved = next((step for rx, step in MOSSO if w and rx.search(w)), moved)
         term.append(held)
+        shift[i] = moved
     qpm = np.array([x.tempo_qpm or 0.0 for x in notes])
     # a metronome mark gives the speed; else a tempo term; else nothing (flag 0)
-    speed = np.where(qpm > 0, np.log2(np.maximum(qpm, 1.0) / 80.0), [t if t is not None else 0.0 for t in term])
-    has_speed = ((qpm > 0) | np.array([t is not None for t in term])).astype(float)
+    speed = shift + np.where(qpm > 0, np.log2(np.maximum(qpm, 1.0) / 80.0), [t or 0.0 for t in term])
+    has_speed = ((qpm > 0) | np.array([t is not None for t in term]) | (shift != 0)).astype(float)
     # a note after silence (nothing sounding just before it) starts a gesture
     ends = np.maximum.accumulate(onset + dur)
     after_rest = np.zeros(n)
