@@ -99,27 +99,31 @@ def test_features_and_tree_of_a_bundled_score():
     assert all(a <= b for a, b in tree.phrases)
 
 
-def test_a_tempo_term_holds_through_rit_and_a_tempo(tmp_path):
-    """The piece's speed (lento, allegro) is a property of the section: a "rit." or "a tempo"
-    after it must not erase it (the model took the piece's second phrase at twice the pace);
-    a "rall." holds to the end of its phrase, not to the end of the piece."""
+def _worded_features(tmp_path, words: dict[int, str], bars: int):
+    """Features of a 4/4 score of running quarters with ``words`` (bar -> text) written at
+    the start of their bars, and the bar of each note."""
     import music21
 
     part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
-    words = {1: "Lento", 3: "rit.", 4: "a tempo", 6: "Allegro", 7: "rall."}
-    for bar in range(1, 13):
+    for bar in range(1, bars + 1):
         m = music21.stream.Measure(number=bar)
         if bar in words:
             m.insert(0, music21.expressions.TextExpression(words[bar]))
         for j in range(4):
             m.append(music21.note.Note(60 + (bar + j) % 12, quarterLength=1.0))
         part.append(m)
-    path = tmp_path / "tempo.musicxml"
+    path = tmp_path / "words.musicxml"
     music21.stream.Score([part]).write("musicxml", fp=str(path))
     score = load_score(path)
-    x = note_features(score, phrase_tree(score))
+    return note_features(score, phrase_tree(score)), np.array([n.measure for n in score.notes])
+
+
+def test_a_tempo_term_holds_through_rit_and_a_tempo(tmp_path):
+    """The piece's speed (lento, allegro) is a property of the section: a "rit." or "a tempo"
+    after it must not erase it (the model took the piece's second phrase at twice the pace);
+    a "rall." holds to the end of its phrase, not to the end of the piece."""
+    x, bar = _worded_features(tmp_path, {1: "Lento", 3: "rit.", 4: "a tempo", 6: "Allegro", 7: "rall."}, 12)
     slower, speed, has_speed = x[:, 44], x[:, 46], x[:, 47]  # columns of note_features
-    bar = np.array([n.measure for n in score.notes])
     assert np.all(has_speed == 1.0)
     assert np.allclose(speed[bar <= 5], -0.8) and np.allclose(speed[bar >= 6], 0.9)  # lento, then allegro
     # the rit. is still read; a rall. with no "a tempo" after it ends with its phrase (bars 5-8)
@@ -129,23 +133,9 @@ def test_a_tempo_term_holds_through_rit_and_a_tempo(tmp_path):
 def test_meno_and_piu_mosso_hold_until_a_tempo_or_a_new_term(tmp_path):
     """ "Meno mosso" is a new, slower pace for the passage, not a slowing at a phrase end: it
     holds through later words (a "rit.") until "a tempo", "Tempo I" or a new tempo term."""
-    import music21
-
-    part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
     words = {1: "Allegro", 3: "meno mosso", 9: "rit.", 11: "Tempo I", 13: "più mosso", 15: "Andante"}
-    for bar in range(1, 17):
-        m = music21.stream.Measure(number=bar)
-        if bar in words:
-            m.insert(0, music21.expressions.TextExpression(words[bar]))
-        for j in range(4):
-            m.append(music21.note.Note(60 + (bar + j) % 12, quarterLength=1.0))
-        part.append(m)
-    path = tmp_path / "mosso.musicxml"
-    music21.stream.Score([part]).write("musicxml", fp=str(path))
-    score = load_score(path)
-    x = note_features(score, phrase_tree(score))
+    x, bar = _worded_features(tmp_path, words, 16)
     slower, faster, speed = x[:, 44], x[:, 45], x[:, 46]  # columns of note_features
-    bar = np.array([n.measure for n in score.notes])
     expected = np.select([bar <= 2, bar <= 10, bar <= 12, bar <= 14], [0.9, 0.6, 0.9, 1.2], 0.0)
     assert np.allclose(speed, expected)
     # neither is a gradual change; the rit. is, until "Tempo I"
