@@ -63,7 +63,7 @@ def ghosts_and_misses(notes: list[dict], events: list[dict], paired: list) -> Co
 
 
 def main() -> int:
-    from bridge.audio.detector import MODEL, Network, NoteDetector, Thresholds
+    from bridge.audio.detector import GATE, MODEL, Gate, Network, NoteDetector, Thresholds
     from bridge.audio.features import Spectrogram
     from bridge.audio.files import read_audio
     from bridge.audio.train import HELD_OUT
@@ -78,12 +78,14 @@ def main() -> int:
     ap.add_argument("--scenarios", default="clean,sub10")
     ap.add_argument("--snr-db", type=float)
     ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--gate", default=str(GATE), help="the gate's weights ('' for none)")
     ap.add_argument("--grid", nargs="*", default=[], help="FIELD=V1,V2 ... (fields of Thresholds)")
     ap.add_argument("--breakdown", action="store_true", help="also say what the ghost notes and misses are")
     a = ap.parse_args()
     ef = yardsticks.load("eval_follow")
     ef.AUDIO, ef.SNR_DB = a.soundfont, a.snr_db
     net = Network(a.model)
+    gate = Gate(a.gate) if a.gate else None
     grid = {k: [float(v) for v in vs.split(",")] for k, vs in (g.split("=") for g in a.grid)}
     settings = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
     cases = []
@@ -111,7 +113,7 @@ def main() -> int:
         kinds: Counter = Counter()
         for _name, s, score, notes, full, base, jump_t, dropped, rows in cases:
             engine = new_engine(score, False)
-            det = NoteDetector(net, th)
+            det = NoteDetector(net, th, gate)
             det._rows = deque(rows)
             events = []
             while det.ready() or det.sounding:

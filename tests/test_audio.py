@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import bundled, cli, performance
 
-from bridge.audio.detector import KEYS, LOWEST, MODEL, Network, NoteDetector
+from bridge.audio.detector import KEYS, LOWEST, MODEL, Gate, Network, NoteDetector, Thresholds
 from bridge.audio.features import HOP, SR, Spectrogram, log_mel, mel_basis
 from bridge.audio.files import read_audio
 from bridge.audio.stream import blocks_of, detect
@@ -80,6 +80,38 @@ def test_a_second_onset_of_a_key_within_a_tenth_of_a_second_is_the_same_press():
     dip = [{60: 0.9}, {60: 0.1}] + [{}] * 3  # the onset estimate falls back (re-arms) and rises
     assert decisions(dip + [{60: 0.9}]) == [(0, 60)]  # 5 frames: 58 ms
     assert decisions(dip + [{}] * 6 + [{60: 0.9}]) == [(0, 60), (11, 60)]  # 128 ms: struck again
+
+
+def gate_view(frames: list[dict[int, tuple[float, float]]]) -> list[tuple[int, int, float]]:
+    """(frame, pitch, the shipped gate's probability) for every key the thresholds let
+    through, from made-up network outputs: per frame (onset, sounding) of some keys."""
+    det = NoteDetector(network=None, thresholds=Thresholds(expected=0.2, other=0.2, harmonic=0.2))
+    det.candidates = []
+    for keys in frames:
+        on, fr = np.zeros(KEYS), np.zeros(KEYS)
+        for p, (o, f) in keys.items():
+            on[p - LOWEST], fr[p - LOWEST] = o, f
+        det._rows.append((on, fr, np.full(KEYS, 0.5)))
+    for _ in frames:
+        det.decide()
+    gate = Gate()
+    return [(j, k + LOWEST, float(gate(x[None])[0])) for j, k, x in det.candidates]
+
+
+def test_the_gate_doubts_a_harmonic_struck_with_its_fundamental():
+    """What the frame-by-frame network cannot weigh: G5 (C4's third harmonic) firing as C4
+    is struck is likely C4's sound; the same G5 estimate alone is a key press."""
+    harmonic = gate_view([{}] * 17 + [{60: (0.9, 0.2), 79: (0.6, 0.2)}])
+    alone = gate_view([{}] * 17 + [{79: (0.6, 0.2)}])
+    assert [(j, p) for j, p, _ in harmonic] == [(17, 60), (17, 79)]
+    assert harmonic[1][2] < 0.5 < alone[0][2] and harmonic[0][2] > 0.5
+
+
+def test_a_broken_gate_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "gate.npz"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(UserError, match="not a usable audio gate"):
+        Gate(bad)
 
 
 def test_streaming_frames_equal_whole_signal():
@@ -220,7 +252,7 @@ def test_truncated_and_clipped_files(sonatina_wav, tmp_path):
 def test_training_renders_aligned_targets_and_exports_a_usable_network(tmp_path):
     pytest.importorskip("torch")
     from bridge.audio.render import render_piece
-    from bridge.audio.train import train
+    from bridge.audio.train import gate_examples, train, train_gate
 
     n = render_piece(str(performance("sonatina")), FLUIDR3, 0, str(tmp_path / "sonatina"), segment_s=60.0)
     assert n >= 4
@@ -235,3 +267,11 @@ def test_training_renders_aligned_targets_and_exports_a_usable_network(tmp_path)
     train(tmp_path, out, minutes=0.05, log=lambda _line: None)
     probs = Network(out)(first["x"][:200].astype(np.float32))
     assert [p.shape for p in probs] == [(188, 88)] * 3
+    # the gate's examples: the shipped network's strikes, labelled against the targets
+    x, y, groups = gate_examples(sorted(tmp_path.glob("sonatina-*.npz")), Network(MODEL))
+    assert x.shape[0] == len(y) == len(groups) > len(truth) and 0.2 < y.mean() < 1.0
+    lines = []
+    train_gate(x, y, groups, tmp_path / "gate.npz", steps=200, log=lines.append)
+    assert "gate AUC" in lines[0]
+    real = Gate(tmp_path / "gate.npz")(x)
+    assert real.shape == y.shape and real[y == 1].mean() > real[y == 0].mean()

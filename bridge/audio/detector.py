@@ -33,6 +33,9 @@ HARMONICS = (12, 19, 24)  # semitones from a sounding key to its 2nd, 3rd and 4t
 # where an unexpected key is suspect while a key sounds: its harmonics, and an octave below
 # (the network's commonest confusion after harmonics)
 SUSPECT = HARMONICS + (-12,)
+GATE = Path(__file__).resolve().parents[2] / "model" / "audio_gate.npz"
+HISTORY = 12  # frames of network outputs the gate looks back over (139 ms)
+SINCE_CAP_S = 2.0  # "struck long ago" for the gate
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,16 @@ class Thresholds:
     ``other`` for the rest, ``harmonic`` for unexpected keys where a sounding note's
     harmonics lie (or an octave below it); ``release`` the sounding probability below which
     a key is up; a key struck again within ``repeat_s`` is the same press (the onset
-    estimate often fires twice on one note)."""
+    estimate often fires twice on one note). A key that passes must then convince the
+    gate (``Gate``) with probability ``gate_expected`` (expected keys) or ``gate_other``."""
 
-    expected: float = 0.2
+    expected: float = 0.1
     other: float = 0.7
     harmonic: float = 0.85
     release: float = 0.4
     repeat_s: float = 0.1
+    gate_expected: float = 0.3
+    gate_other: float = 0.5
 
 
 class Network:
@@ -74,14 +80,45 @@ class Network:
         return p[:, :KEYS], p[:, KEYS : 2 * KEYS], p[:, 2 * KEYS :]
 
 
+class Gate:
+    """A second look at each key the thresholds let through: a small network over what the
+    detector's own frame-by-frame network cannot see (the key's and its fundamentals' last
+    half second: when each was last struck and how hard, whether it still sounds) gives
+    the probability that the strike is a real key press, not the network firing again on
+    a sounding note or on a harmonic of one (``pianobridge train audio-gate``)."""
+
+    def __init__(self, path: str | os.PathLike = GATE):
+        try:
+            w = np.load(path)
+            self.mean, self.scale = w["mean"], w["scale"]
+            self.layers = [(w[f"w{i}"], w[f"b{i}"]) for i in range(3)]
+        except (OSError, KeyError, ValueError) as e:
+            raise UserError(f"not a usable audio gate: {path} ({type(e).__name__})") from None
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """(n, GATE_FEATURES) -> (n,) probabilities that each strike is real."""
+        h = (features - self.mean) / self.scale
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return 1 / (1 + np.exp(-h[:, 0]))
+
+
+# keys whose state the gate reads beside a key's own: its fundamentals (an octave, a twelfth
+# and two octaves below) and the key an octave above (the ghost an octave below a note)
+GATE_RELATIVES = (-12, -19, -24, 12)
+GATE_FEATURES = 12 + 4 * len(GATE_RELATIVES)
+
+
 class NoteDetector:
     """Frames in (in order, any number at a time), network outputs queued per frame;
     ``decide`` turns the next frame's outputs into note events."""
 
     CHUNK = 2048  # frames per network call when many are waiting (a file)
 
-    def __init__(self, network: Network, thresholds: Thresholds = Thresholds()):
-        self.net, self.th = network, thresholds
+    def __init__(self, network: Network, thresholds: Thresholds = Thresholds(), gate: Gate | None = None):
+        self.net, self.th, self.gate = network, thresholds, gate
         self._ctx = np.zeros((0, N_MELS), np.float32)  # frames kept for the next call's context
         self._rows: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self._next = 0  # index of the next frame to decide
@@ -91,6 +128,16 @@ class NoteDetector:
         self._low = np.zeros(KEYS, int)  # consecutive frames under the release threshold
         self._struck = np.full(KEYS, -(10**9))  # frame of each key's last onset
         self.decided: dict[tuple[float, int], float] = {}  # (onset t, pitch) -> when decided
+        # the gate's view of the past, from the network's outputs alone (not from what was
+        # decided, so that it reads the same whatever the thresholds and the score say)
+        self._past_on = np.zeros((HISTORY, KEYS), np.float32)
+        self._past_fr = np.zeros((HISTORY, KEYS), np.float32)
+        self._rise = np.full(KEYS, -(10**9))  # frame the onset estimate last rose past 0.5
+        self._rise_vel = np.zeros(KEYS, np.float32)
+        self._fallen = np.ones(KEYS, bool)  # it fell under 0.25 since
+        # (frame, key index, features) of every key the thresholds let through, when a
+        # list: the gate's training examples
+        self.candidates: list[tuple[int, int, np.ndarray]] | None = None
 
     def push(self, frames: np.ndarray) -> None:
         """Run the network over new frames; their outputs wait for ``decide``."""
@@ -138,6 +185,18 @@ class NoteDetector:
                         harmonic[k + h] = True
         struck = set(hits)  # and an unexpected key an octave below a key struck now
         hits = [k for k in hits if wanted[k] or k + 12 not in struck or on[k] >= self.th.harmonic]
+        if hits and (self.gate is not None or self.candidates is not None):
+            feats = self._gate_features(np.array(hits), on, fr, ve, j)
+            if self.candidates is not None:
+                self.candidates.extend(zip([j] * len(hits), hits, feats, strict=True))
+            if self.gate is not None:
+                real = self.gate(feats)
+                hits = [
+                    k
+                    for k, r in zip(hits, real, strict=True)
+                    if r >= (self.th.gate_expected if wanted[k] else self.th.gate_other)
+                ]
+        self._remember(on, fr, ve, j)
         self._armed = np.where(on < 0.5 * np.where(wanted, self.th.expected, self.th.other), True, self._armed)
         self._armed[hits] = False
         self._struck[hits] = j
@@ -156,6 +215,47 @@ class NoteDetector:
             del self.sounding[p]
             out.append(NoteOff(round(t_frame, 4), p))
         return out
+
+    def _gate_features(self, ks: np.ndarray, on: np.ndarray, fr: np.ndarray, ve: np.ndarray, j: int) -> np.ndarray:
+        """(len(ks), GATE_FEATURES): for each key index, the network's outputs now and just
+        before, and for it and its GATE_RELATIVES how long since each was last struck, how
+        hard, and whether it sounds now."""
+        po, pf = self._past_on, self._past_fr
+        since = np.minimum((j - self._rise) * HOP / SR, SINCE_CAP_S)
+        lo, hi = np.clip(ks - 1, 0, KEYS - 1), np.clip(ks + 1, 0, KEYS - 1)
+        cols = [
+            on[ks],
+            po[-3:, ks].max(axis=0),  # rising through the last frames, or already up
+            po[:-3, ks].max(axis=0),  # an earlier peak within the history
+            pf[-4, ks],  # sounding before this onset
+            fr[ks],
+            ve[ks],
+            since[ks],
+            self._rise_vel[ks],
+            np.maximum(on[lo], on[hi]),  # the neighbours' onsets (a smeared strike)
+            ks / (KEYS - 1),
+            np.full(len(ks), (on >= 0.5).sum() / 10),  # keys struck in this frame
+            np.full(len(ks), (fr >= 0.5).sum() / 10),  # keys sounding
+        ]
+        for d in GATE_RELATIVES:
+            r = ks + d
+            ok = (r >= 0) & (r < KEYS)
+            r = np.clip(r, 0, KEYS - 1)
+            cols += [
+                np.where(ok, on[r], 0.0),
+                np.where(ok, fr[r], 0.0),
+                np.where(ok, since[r], SINCE_CAP_S),
+                np.where(ok, self._rise_vel[r], 0.0),
+            ]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def _remember(self, on: np.ndarray, fr: np.ndarray, ve: np.ndarray, j: int) -> None:
+        rose = (on >= 0.5) & self._fallen
+        self._rise[rose], self._rise_vel[rose] = j, ve[rose]
+        self._fallen = (self._fallen & ~rose) | (on < 0.25)
+        self._past_on = np.roll(self._past_on, -1, axis=0)
+        self._past_fr = np.roll(self._past_fr, -1, axis=0)
+        self._past_on[-1], self._past_fr[-1] = on, fr
 
     def flush(self) -> list[NoteOff]:
         """Keys still sounding at the end of the audio."""

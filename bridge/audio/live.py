@@ -254,7 +254,7 @@ class AudioInput:
 
 def detector_factory(model: str | None = None) -> Callable[[], NoteDetector]:
     """Fresh detectors sharing one loaded network (UserError now if it will not load)."""
-    from bridge.audio.detector import MODEL, Network
+    from bridge.audio.detector import MODEL, Gate, Network
 
-    net = Network(model or MODEL)
-    return lambda: NoteDetector(net)
+    net, gate = Network(model or MODEL), Gate()
+    return lambda: NoteDetector(net, gate=gate)

@@ -48,11 +48,11 @@ class FileDetection:
     detected frame by frame as the engine follows."""
 
     def __init__(self, path: str, network_path: str | None = None):
-        from bridge.audio.detector import MODEL, Network
+        from bridge.audio.detector import MODEL, Gate, Network
         from bridge.audio.files import read_audio
 
         self.samples, self.warnings = read_audio(path)
-        self.detector = NoteDetector(Network(network_path or MODEL))
+        self.detector = NoteDetector(Network(network_path or MODEL), gate=Gate())
         self.notes = 0
 
     def events(self, expected: Callable[[], Collection[int]]) -> Iterator[NoteOn | NoteOff]:

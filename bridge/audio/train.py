@@ -55,9 +55,9 @@ def training_pieces(folders: list[Path], nasap_dev: Path) -> list[Path]:
     return out
 
 
-def build_data(pieces: list[Path], out: Path, workers: int = 2) -> None:
+def build_data(pieces: list[Path], out: Path, workers: int = 2, offset: int = 0) -> None:
     """Render and featurise every piece into ``out`` (skipping ones already there); the
-    soundfont alternates along ``pieces``."""
+    soundfont alternates along ``pieces`` (``offset`` shifts it, and the rooms' seeds)."""
     from rich.progress import track
 
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,8 @@ def build_data(pieces: list[Path], out: Path, workers: int = 2) -> None:
     for i, p in enumerate(pieces):
         prefix = out / p.name
         if not any(out.glob(p.name + "-*.npz")):
-            jobs.append((str(p / "performance.mid"), TRAIN_SOUNDFONTS[i % len(TRAIN_SOUNDFONTS)], i, str(prefix)))
+            k = i + offset
+            jobs.append((str(p / "performance.mid"), TRAIN_SOUNDFONTS[k % len(TRAIN_SOUNDFONTS)], k, str(prefix)))
     with ProcessPoolExecutor(workers) as ex:
         futs = [ex.submit(render_piece, *j) for j in jobs]
         for f in track(futs, description="rendering"):
@@ -250,18 +251,120 @@ def export(net, out: Path) -> None:
     )
 
 
-def train_command(args: argparse.Namespace) -> int:
-    """CLI entry: `pianobridge train audio ASAP_WIDE [--out model/audio.onnx]`."""
-    root = Path(args.pig)
+def gate_examples(files: list[Path], net) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gate's examples from rendered segments: every key press the detector would make
+    at its lowest bar with nothing expected (features), whether a performed note of that
+    key begins within 5 frames before or 4 after (each performed note claimed once), and the file."""
+    from rich.progress import track
+
+    from bridge.audio.detector import NoteDetector, Thresholds
+
+    xs, ys, gs = [], [], []
+    for g, f in enumerate(track(files, description="detecting")):
+        d = np.load(f)
+        det = NoteDetector(net, Thresholds(expected=0.2, other=0.2, harmonic=0.2))
+        det.candidates = []
+        det.push(d["x"].astype(np.float32))
+        while det.ready():
+            det.decide(())
+        onset = d["onset"] == 1
+        first = onset & ~np.vstack([np.zeros((1, KEYS), bool), onset[:-1]])
+        claimed = set()
+        for j, k, feats in det.candidates:
+            starts = [
+                i for i in np.flatnonzero(first[max(j - 5, 0) : j + 5, k]) + max(j - 5, 0) if (i, k) not in claimed
+            ]
+            if starts:
+                claimed.add((min(starts, key=lambda i: abs(i - j)), k))
+            xs.append(feats)
+            ys.append(bool(starts))
+            gs.append(g)
+    return np.array(xs, np.float32), np.array(ys, np.float32), np.array(gs)
+
+
+def train_gate(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, out: Path, steps: int, seed: int = 0, log=print
+) -> None:
+    """Fit the gate (two hidden layers of 32) on the examples and write its numpy weights;
+    every fifth file is held out and the gate's ranking AUC there reported."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    val = groups % 5 == 0
+    mean, scale = x[~val].mean(axis=0), x[~val].std(axis=0) + 1e-3
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 1),
+    )
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    xt, yt = torch.from_numpy((x - mean) / scale), torch.from_numpy(y)
+    train_rows = np.flatnonzero(~val)
+    for _ in range(steps):
+        b = torch.from_numpy(rng.choice(train_rows, 512))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt[b])[:, 0], yt[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        p = net(xt[torch.from_numpy(np.flatnonzero(val))])[:, 0].numpy()
+    log(f"held-out files: gate AUC {auc(p, y[val]):.3f}, onset probability alone {auc(x[val, 0], y[val]):.3f}")
+    layers = net[::2]
+    weights = {f"w{i}": m.weight.detach().numpy().T for i, m in enumerate(layers)}
+    weights |= {f"b{i}": m.bias.detach().numpy() for i, m in enumerate(layers)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, mean=mean, scale=scale, **weights)
+    log(f"{len(y)} examples ({y.mean():.2f} real); wrote {out}")
+
+
+def auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Probability that a random real example outranks a random false one."""
+    rank = np.empty(len(score))
+    rank[np.argsort(score)] = np.arange(len(score))
+    pos = label == 1
+    return float((rank[pos].mean() - (pos.sum() - 1) / 2) / max((~pos).sum(), 1))
+
+
+def ordered_pieces(root: Path, nasap_dev: Path) -> list[Path]:
+    """The training performances in the order the network takes them: the first 49 (Bach
+    and Beethoven, rendered first), then a seeded shuffle of the rest for variety."""
     folders = [root / s for s in ("tune", "val") if (root / s).is_dir()] or [root]
-    nasap_dev = Path(args.nasap_dev)
     if not nasap_dev.is_dir():
         raise UserError(f"nasap-dev folder not found: {nasap_dev} (its pieces are kept out of training)")
     pieces = training_pieces(folders, nasap_dev)
-    # the first 49 (Bach and Beethoven) were rendered first; then a seeded shuffle of the rest for variety
     rest = pieces[FIRST:]
     np.random.default_rng(0).shuffle(rest)
-    pieces = (pieces[:FIRST] + rest)[: args.pieces or None]
+    return pieces[:FIRST] + rest
+
+
+def gate_command(args: argparse.Namespace) -> int:
+    """CLI entry: `pianobridge train audio-gate ASAP_WIDE [--pieces N]`: the performances
+    after the network's first N (never heard by it), each rendered twice (both training
+    soundfonts, other rooms), give the gate's examples."""
+    from bridge.audio.detector import GATE, MODEL, Network
+
+    pieces = ordered_pieces(Path(args.pig), Path(args.nasap_dev))[args.pieces or 120 :]
+    if not pieces:
+        raise UserError(f"no performances after the network's first {args.pieces or 120} under {args.pig}")
+    cache = Path(args.cache)
+    print(f"pianobridge: {len(pieces)} performances, rendered twice -> {cache}/gate-a, gate-b")
+    build_data(pieces, cache / "gate-a")
+    build_data(pieces, cache / "gate-b", offset=1)  # each piece with the other soundfont
+    files = sorted((cache / "gate-a").glob("*.npz")) + sorted((cache / "gate-b").glob("*.npz"))
+    x, y, groups = gate_examples(files, Network(MODEL))
+    train_gate(x, y, groups, Path(args.out or GATE), args.steps or 6000, args.seed)
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """CLI entry: `pianobridge train audio ASAP_WIDE [--out model/audio.onnx]`."""
+    if args.task == "audio-gate":
+        return gate_command(args)
+    root = Path(args.pig)
+    pieces = ordered_pieces(root, Path(args.nasap_dev))[: args.pieces or None]
     if not pieces:
         raise UserError(f"no performances to train on under {root}")
     cache = Path(args.cache)

@@ -15,15 +15,17 @@ def add_parser(sub) -> None:
         description="fingering, hands: trains on PIG pieces 031-150 (001-030 are the test split and are never "
         "read) and writes numpy weights that `pianobridge fingering` loads. audio: renders the (n)ASAP "
         "performances under DATA (as benchmarks/asap_wide.py lays them out; nasap-dev's pieces are left out) "
-        "with FluidSynth and trains the note detector, written as ONNX (see docs/audio.md). Needs torch.",
+        "with FluidSynth and trains the note detector, written as ONNX (see docs/audio.md); audio-gate: renders "
+        "the performances after the network's first --pieces (default 120) and trains the detector's gate "
+        "(model/audio_gate.npz). Needs torch.",
     )
-    tr.add_argument("task", choices=("fingering", "hands", "audio", "expression"))
+    tr.add_argument("task", choices=("fingering", "hands", "audio", "audio-gate", "expression"))
     tr.add_argument(
         "pig",
         metavar="DATA",
         help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles); for audio, the asap-wide folder",
     )
-    tr.add_argument("--out", help="weights file (default: model/TASK.npz, model/audio.onnx)")
+    tr.add_argument("--out", help="weights file (default: model/TASK.npz; model/audio.onnx, model/audio_gate.npz)")
     tr.add_argument("--members", type=positive(int), default=None, help="networks in the ensemble")
     tr.add_argument("--steps", type=positive(int), default=None, help="training steps per network")
     tr.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,11 @@ def add_parser(sub) -> None:
         default="audio-training-data",
         help="folder for the rendered training segments (outside the repository; default: %(default)s)",
     )
-    audio.add_argument("--pieces", type=positive(int), help="render and train on this many performances (default all)")
+    audio.add_argument(
+        "--pieces",
+        type=positive(int),
+        help="render and train on this many performances (default all; audio-gate: the ones after the first N, default 120)",
+    )
     audio.add_argument("--resume", metavar="PT", help="continue from these torch weights (a checkpoint.pt)")
     audio.add_argument("--minutes", type=positive(float), default=38.0, help="training time (default: %(default)s)")
     expression = tr.add_argument_group("expression (DATA: (n)ASAP, a checkout or its git directory)")
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         from bridge.expression.train import train_command as expression_command
 
         return expression_command(args)
-    if args.task == "audio":
+    if args.task in ("audio", "audio-gate"):
         from bridge.audio.train import train_command as audio_command
 
         return audio_command(args)
