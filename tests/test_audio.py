@@ -232,6 +232,16 @@ def test_bad_audio_files_are_one_line_and_exit_2(tmp_path, kind, message):
     assert len(lines) == 1 and message in lines[0], p.stderr
 
 
+@pytest.mark.parametrize("task", ["audio", "audio-gate"])
+def test_audio_training_on_a_missing_folder_is_one_line_and_exit_2(tmp_path, task):
+    dev = tmp_path / "nasap-dev"
+    dev.mkdir()
+    p = cli("train", task, tmp_path / "missing", "--nasap-dev", dev, "--cache", tmp_path / "cache")
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"pianobridge: error: (n)ASAP folder not found: {tmp_path / 'missing'} (lay it out with benchmarks/asap_wide.py)"
+    ], p.stderr
+
+
 def test_truncated_and_clipped_files(sonatina_wav, tmp_path):
     data = sonatina_wav.read_bytes()
     cut = tmp_path / "cut.wav"

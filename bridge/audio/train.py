@@ -331,6 +331,8 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
 def ordered_pieces(root: Path, nasap_dev: Path) -> list[Path]:
     """The training performances in the order the network takes them: the first 49 (Bach
     and Beethoven, rendered first), then a seeded shuffle of the rest for variety."""
+    if not root.is_dir():
+        raise UserError(f"(n)ASAP folder not found: {root} (lay it out with benchmarks/asap_wide.py)")
     folders = [root / s for s in ("tune", "val") if (root / s).is_dir()] or [root]
     if not nasap_dev.is_dir():
         raise UserError(f"nasap-dev folder not found: {nasap_dev} (its pieces are kept out of training)")
