@@ -76,6 +76,15 @@ def test_an_octave_below_a_struck_key_needs_more_evidence_unless_the_score_asks_
     assert decisions([{60: 0.9}, {}, {48: 0.7}]) == [(0, 60)]  # ... and while C4 sounds
 
 
+def test_a_key_next_to_an_expected_one_needs_less_evidence_than_a_far_one():
+    """Wrong notes land a tone or a semitone from the right one: there a weak onset is
+    heard (and comes out as the wrong note it is); far from what the score expects, not."""
+    assert decisions([{61: 0.3}], expected=(60,)) == [(0, 61)]
+    assert decisions([{62: 0.3}], expected=(60,)) == [(0, 62)]
+    assert decisions([{66: 0.3}], expected=(60,)) == []
+    assert decisions([{66: 0.9}], expected=(60,)) == [(0, 66)]
+
+
 def test_a_second_onset_of_a_key_within_a_tenth_of_a_second_is_the_same_press():
     dip = [{60: 0.9}, {60: 0.1}] + [{}] * 3  # the onset estimate falls back (re-arms) and rises
     assert decisions(dip + [{60: 0.9}]) == [(0, 60)]  # 5 frames: 58 ms

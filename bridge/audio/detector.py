@@ -41,19 +41,22 @@ SINCE_CAP_S = 2.0  # "struck long ago" for the gate
 @dataclass(frozen=True)
 class Thresholds:
     """Onset probabilities a key must reach: ``expected`` for keys the follower expects,
-    ``other`` for the rest, ``harmonic`` for unexpected keys where a sounding note's
-    harmonics lie (or an octave below it); ``release`` the sounding probability below which
-    a key is up; a key struck again within ``repeat_s`` is the same press (the onset
-    estimate often fires twice on one note). A key that passes must then convince the
-    gate (``Gate``) with probability ``gate_expected`` (expected keys) or ``gate_other``."""
+    ``harmonic`` for unexpected keys where a sounding note's harmonics lie (or an octave
+    below it), ``near`` for other unexpected keys a tone or a semitone from an expected one
+    (where wrong notes land), ``other`` for the rest; ``release`` the sounding probability
+    below which a key is up; a key struck again within ``repeat_s`` is the same press (the
+    onset estimate often fires twice on one note). A key that passes must then convince the
+    gate (``Gate``) with probability ``gate_expected`` (expected keys) or ``gate_other``
+    (any other)."""
 
     expected: float = 0.1
+    near: float = 0.15
     other: float = 0.7
     harmonic: float = 0.85
     release: float = 0.4
     repeat_s: float = 0.1
     gate_expected: float = 0.3
-    gate_other: float = 0.5
+    gate_other: float = 0.85
 
 
 class Network:
@@ -172,12 +175,20 @@ class NoteDetector:
         for p in expected:
             if 0 <= p - LOWEST < KEYS:
                 wanted[p - LOWEST] = True
+        near = np.zeros(KEYS, bool)
+        for d in (1, 2):
+            near[d:] |= wanted[:-d]
+            near[:-d] |= wanted[d:]
         low = fr < self.th.release
         self._low = np.where(low, self._low + 1, 0)
         hits = []
         rested = (j - self._struck) * HOP / SR >= self.th.repeat_s
-        for k in np.nonzero((on >= min(self.th.expected, self.th.other)) & self._armed & rested)[0]:  # low keys first
-            need = self.th.expected if wanted[k] else self.th.harmonic if harmonic[k] else self.th.other
+        lowest = min(self.th.expected, self.th.near, self.th.other)
+        for k in np.nonzero((on >= lowest) & self._armed & rested)[0]:  # low keys first
+            if wanted[k]:
+                need = self.th.expected
+            else:
+                need = self.th.harmonic if harmonic[k] else self.th.near if near[k] else self.th.other
             if on[k] >= need:
                 hits.append(k)
                 for h in HARMONICS:  # a key struck now puts its harmonics under suspicion at once
@@ -197,7 +208,8 @@ class NoteDetector:
                     if r >= (self.th.gate_expected if wanted[k] else self.th.gate_other)
                 ]
         self._remember(on, fr, ve, j)
-        self._armed = np.where(on < 0.5 * np.where(wanted, self.th.expected, self.th.other), True, self._armed)
+        bar = np.where(wanted, self.th.expected, np.where(near, self.th.near, self.th.other))
+        self._armed = np.where(on < 0.5 * bar, True, self._armed)
         self._armed[hits] = False
         self._struck[hits] = j
         t_on = round(t_frame - HOP / SR / 2, 4)  # the onset lies in the last hop of this frame's window
