@@ -99,7 +99,7 @@ class Gate:
             raise UserError(f"not a usable audio gate: {path} ({type(e).__name__})") from None
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """(n, GATE_FEATURES) -> (n,) probabilities that each strike is real."""
+        """(n, features) as ``NoteDetector._gate_features`` makes them -> (n,) probabilities that each strike is real."""
         h = (features - self.mean) / self.scale
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
@@ -111,7 +111,6 @@ class Gate:
 # keys whose state the gate reads beside a key's own: its fundamentals (an octave, a twelfth
 # and two octaves below) and the key an octave above (the ghost an octave below a note)
 GATE_RELATIVES = (-12, -19, -24, 12)
-GATE_FEATURES = 12 + 4 * len(GATE_RELATIVES)
 
 
 class NoteDetector:
@@ -181,14 +180,13 @@ class NoteDetector:
             near[:-d] |= wanted[d:]
         low = fr < self.th.release
         self._low = np.where(low, self._low + 1, 0)
+        # each key's bar, but for an unexpected key where a harmonic lies (known only as the
+        # keys below it are decided)
+        bar = np.where(wanted, self.th.expected, np.where(near, self.th.near, self.th.other))
         hits = []
         rested = (j - self._struck) * HOP / SR >= self.th.repeat_s
-        lowest = min(self.th.expected, self.th.near, self.th.other)
-        for k in np.nonzero((on >= lowest) & self._armed & rested)[0]:  # low keys first
-            if wanted[k]:
-                need = self.th.expected
-            else:
-                need = self.th.harmonic if harmonic[k] else self.th.near if near[k] else self.th.other
+        for k in np.nonzero((on >= np.minimum(bar, self.th.harmonic)) & self._armed & rested)[0]:  # low keys first
+            need = self.th.harmonic if harmonic[k] and not wanted[k] else bar[k]
             if on[k] >= need:
                 hits.append(k)
                 for h in HARMONICS:  # a key struck now puts its harmonics under suspicion at once
@@ -208,7 +206,6 @@ class NoteDetector:
                     if r >= (self.th.gate_expected if wanted[k] else self.th.gate_other)
                 ]
         self._remember(on, fr, ve, j)
-        bar = np.where(wanted, self.th.expected, np.where(near, self.th.near, self.th.other))
         self._armed = np.where(on < 0.5 * bar, True, self._armed)
         self._armed[hits] = False
         self._struck[hits] = j
@@ -229,7 +226,7 @@ class NoteDetector:
         return out
 
     def _gate_features(self, ks: np.ndarray, on: np.ndarray, fr: np.ndarray, ve: np.ndarray, j: int) -> np.ndarray:
-        """(len(ks), GATE_FEATURES): for each key index, the network's outputs now and just
+        """(len(ks), 12 + 4 * len(GATE_RELATIVES)): for each key index, the network's outputs now and just
         before, and for it and its GATE_RELATIVES how long since each was last struck, how
         hard, and whether it sounds now."""
         po, pf = self._past_on, self._past_fr

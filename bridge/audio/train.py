@@ -271,9 +271,8 @@ def gate_examples(files: list[Path], net) -> tuple[np.ndarray, np.ndarray, np.nd
         first = onset & ~np.vstack([np.zeros((1, KEYS), bool), onset[:-1]])
         claimed = set()
         for j, k, feats in det.candidates:
-            starts = [
-                i for i in np.flatnonzero(first[max(j - 5, 0) : j + 5, k]) + max(j - 5, 0) if (i, k) not in claimed
-            ]
+            lo = max(j - 5, 0)
+            starts = [i for i in np.flatnonzero(first[lo : j + 5, k]) + lo if (i, k) not in claimed]
             if starts:
                 claimed.add((min(starts, key=lambda i: abs(i - j)), k))
             xs.append(feats)
@@ -348,9 +347,10 @@ def gate_command(args: argparse.Namespace) -> int:
     soundfonts, other rooms), give the gate's examples."""
     from bridge.audio.detector import GATE, MODEL, Network
 
-    pieces = ordered_pieces(Path(args.pig), Path(args.nasap_dev))[args.pieces or 120 :]
+    heard = args.pieces or 120  # the performances the network was trained on
+    pieces = ordered_pieces(Path(args.pig), Path(args.nasap_dev))[heard:]
     if not pieces:
-        raise UserError(f"no performances after the network's first {args.pieces or 120} under {args.pig}")
+        raise UserError(f"no performances after the network's first {heard} under {args.pig}")
     cache = Path(args.cache)
     print(f"pianobridge: {len(pieces)} performances, rendered twice -> {cache}/gate-a, gate-b")
     build_data(pieces, cache / "gate-a")
