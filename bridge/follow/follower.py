@@ -92,6 +92,11 @@ class FollowerParams:
     # alone fits any passage where that voice sounds with others, as well as where it is
     # alone (a fugue's subject at the top and in a later entry)
     p_unplayed: float = 0.7
+    # the same, in the band too, for a move onto an event that sounds the same pitches:
+    # leaving a chord half struck to strike the same chord again is what a chord's own
+    # notes look like when some "move on" to its repeat, and belief that leaks there while
+    # the chord is struck must not outvote the chord it leaked from
+    p_unplayed_same: float = 0.3
     timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
     timing_floor: float = 0.04
     pause_s: float = 1.0  # a gap this long (and pause_quarters at the tempo) wakes the relocaliser
@@ -191,18 +196,26 @@ class _Model:
         # the belief; 0 where the source would lie before the score
         D = p.max_advance
         self.advance = np.zeros((n, D))
+        # same[j, D - d]: event j sounds the pitches of event j - d
+        self.same = np.zeros((n, D), dtype=bool)
         for d in range(1, D + 1):
             j = np.arange(d, n)
             self.advance[j, D - d] = np.exp(cum[j] - cum[j - d + 1])
+            self.same[j, D - d] = self.key[j] == self.key[j - d]
         bar = np.array([e.bar_start for e in ev], dtype=bool)
         self.bar_weight = np.where(bar, 5.0, 1.0)
         self.bar_weight[0] = 5.0
 
+    def sources(self, x: np.ndarray, pad: float) -> np.ndarray:
+        """``x`` over events [lo, hi) laid out per move: [j, i] is x at the event D - i
+        before lo + j (``pad`` where that lies before lo)."""
+        D = self.advance.shape[1]
+        return sliding_window_view(np.concatenate([np.full(D, pad), x[:-1]]), D)
+
     def moves(self, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """The belief ``a`` over events [lo, hi) carried forward: [j, i] is what reaches
         event lo + j from D - i events before it, paid for the events skipped."""
-        D = self.advance.shape[1]
-        return sliding_window_view(np.concatenate([np.zeros(D), a[:-1]]), D) * self.advance[lo:hi]
+        return self.sources(a, 0.0) * self.advance[lo:hi]
 
 
 class _Tracker:
@@ -258,12 +271,14 @@ class _Tracker:
                 self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
+            unplayed = np.maximum(m.n_pitches[lo:hi] - filled, 0.0)
             if self.banded:
                 # the band follows one place through ornaments and left-out notes that the
-                # cost would make it doubt; choosing between places is the search's work
+                # cost would make it doubt; choosing between places is the search's work.
+                # Only a chord left half struck for its own repeat pays here
                 w = m.moves(a, lo, hi)
+                w *= np.where(m.same[lo:hi], m.sources(p.p_unplayed_same**unplayed, 1.0), 1.0)
             else:
-                unplayed = np.maximum(m.n_pitches[lo:hi] - filled, 0.0)
                 w = m.moves(a * p.p_unplayed**unplayed, lo, hi)
             if sigma is not None:
                 # timing: the time since the source event was entered against its
