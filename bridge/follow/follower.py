@@ -95,7 +95,8 @@ class FollowerParams:
     # the same, in the band too, for a move onto an event that sounds the same pitches:
     # leaving a chord half struck to strike the same chord again is what a chord's own
     # notes look like when some "move on" to its repeat, and belief that leaks there while
-    # the chord is struck must not outvote the chord it leaked from
+    # the chord is struck must not outvote the chord it leaked from (and a strike of such
+    # a chord skipped whole pays no more than this for each of its notes)
     p_unplayed_same: float = 0.3
     timing_sigma: float = 0.5  # of log(actual / expected) inter-onset interval
     timing_floor: float = 0.04
@@ -190,7 +191,6 @@ class _Model:
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
         )
-        cum = np.concatenate([[0.0], np.cumsum(log_skip)])
         # advance[j, i]: what moving onto event j from event j - (D - i) pays for the events
         # skipped in between (D = max_advance), laid out to multiply a sliding window of
         # the belief; 0 where the source would lie before the score
@@ -198,9 +198,17 @@ class _Model:
         self.advance = np.zeros((n, D))
         # same[j, D - d]: event j sounds the pitches of event j - d
         self.same = np.zeros((n, D), dtype=bool)
+        # a strike of a repeated chord left out whole (skipped on the way to the same chord)
+        # costs no more than leaving all its notes unplayed: the two sound the same, and only
+        # the next different note tells them apart
+        whole = np.log(p.p_unplayed_same) * self.n_pitches
         for d in range(1, D + 1):
             j = np.arange(d, n)
-            self.advance[j, D - d] = np.exp(cum[j] - cum[j - d + 1])
+            cost = np.zeros(len(j))
+            for e in range(1, d):
+                k = j - e
+                cost += np.where(self.key[k] == self.key[j], np.maximum(whole[k], log_skip[k]), log_skip[k])
+            self.advance[j, D - d] = np.exp(cost)
             self.same[j, D - d] = self.key[j] == self.key[j - d]
         bar = np.array([e.bar_start for e in ev], dtype=bool)
         self.bar_weight = np.where(bar, 5.0, 1.0)
