@@ -198,18 +198,18 @@ class _Model:
         self.advance = np.zeros((n, D))
         # same[j, D - d]: event j sounds the pitches of event j - d
         self.same = np.zeros((n, D), dtype=bool)
+        for d in range(1, D + 1):
+            self.same[d:, D - d] = self.key[d:] == self.key[:-d]
         # a strike of a repeated chord left out whole (skipped on the way to the same chord)
         # costs no more than leaving all its notes unplayed: the two sound the same, and only
         # the next different note tells them apart
-        whole = np.log(p.p_unplayed_same) * self.n_pitches
+        whole = np.maximum(np.log(p.p_unplayed_same) * self.n_pitches, log_skip)
         for d in range(1, D + 1):
             j = np.arange(d, n)
             cost = np.zeros(len(j))
             for e in range(1, d):
-                k = j - e
-                cost += np.where(self.key[k] == self.key[j], np.maximum(whole[k], log_skip[k]), log_skip[k])
+                cost += np.where(self.same[j, D - e], whole[j - e], log_skip[j - e])
             self.advance[j, D - d] = np.exp(cost)
-            self.same[j, D - d] = self.key[j] == self.key[j - d]
         bar = np.array([e.bar_start for e in ev], dtype=bool)
         self.bar_weight = np.where(bar, 5.0, 1.0)
         self.bar_weight[0] = 5.0
