@@ -109,16 +109,23 @@ def phrase_tree(score: Score) -> Tree:
     first_note = np.searchsorted(measure, np.arange(n_meas))
     ts = [notes[k].time_signature for k in first_note]
     mlen = [_beats_per_measure(t) * beat_length_q(t) for t in ts]
+    # an upbeat bar (written short: it begins before the bar in play order before it ends, or
+    # before the score does) opens a phrase and is not one of its bars, so that phrases run
+    # from downbeat to downbeat as the music's do; counted, it put every later phrase a bar early
+    bar_start = mstart[first_note]
+    first_beat = beat_pos[first_note] < 1e-6
     measure_phrase = np.zeros(n_meas, int)
     phrases: list[tuple[int, int]] = []
     count = 0
     for m in range(n_meas):
         size = 2 if mlen[m] >= 8 else PHRASE_MEASURES
         jump = m > 0 and (numbers[m] != numbers[m - 1] + 1 or ts[m] != ts[m - 1])
-        if m == 0 or jump or count >= size:
+        before = bar_start[m - 1] + mlen[m - 1] if m else 0.0
+        upbeat = not first_beat[m] and bar_start[m] < before - 1e-3
+        if m == 0 or jump or upbeat or count >= size:
             phrases.append((numbers[m], numbers[m]))
             count = 0
-        count += 1
+        count += not upbeat
         measure_phrase[m] = len(phrases) - 1
         phrases[-1] = (phrases[-1][0], numbers[m])
     return Tree(
