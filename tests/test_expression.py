@@ -18,6 +18,7 @@ import pytest
 from bridge import asap
 from bridge.errors import UserError
 from bridge.expression import data as D
+from bridge.expression.assess import bar_span
 from bridge.expression.features import N_FEATURES, beat_length_q, note_features, phrase_tree
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
@@ -192,6 +193,10 @@ def test_an_upbeat_bar_opens_the_first_phrase_without_counting(tmp_path, opening
     assert tree.phrases == ([(0, 4), (5, 8)] if opening == "upbeat" else [(1, 4), (5, 8)])
 
 
+def test_a_phrase_of_one_bar_is_named_as_one_bar():
+    assert bar_span(5, 8) == "bars 5-8" and bar_span(22, 22) == "bar 22"
+
+
 def test_numpy_forward_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
     from bridge.expression.model import Critic, ExpressionNet
@@ -328,7 +333,7 @@ def test_assess_prefers_the_human_performance_and_is_fast():
         human = a.assess_phrase(k, played)
         took.append(time.process_time() - t0)
         wins.append(human.realism > a.assess_phrase(k, flat).realism)
-        assert human.text.startswith(f"bars {human.first_measure}-{human.last_measure}: ")
+        assert human.text.startswith(bar_span(human.first_measure, human.last_measure) + ": ")
     assert np.mean(wins) >= 0.8
     assert np.median(took) < 0.05
 

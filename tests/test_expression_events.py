@@ -13,6 +13,7 @@ from conftest import ROOT, bundled, performance
 from bridge import simulate
 from bridge.events import Expression, NoteVerdict, Status
 from bridge.expression import render
+from bridge.expression.assess import bar_span
 from bridge.expression.stream import PhraseStream, open_phrases
 from bridge.live.runtime import LiveBridge
 from bridge.musicxml import load_score
@@ -43,7 +44,7 @@ def test_follow_says_how_each_phrase_went_once_the_player_is_past_it(tmp_path):
     assert {(e["first_measure"], e["last_measure"]) for e in phrases} >= {p for p in expected if p[1] < reached}
     for e in phrases:
         assert (e["first_measure"], e["last_measure"]) in expected
-        assert e["text"].startswith(f"bars {e['first_measure']}-{e['last_measure']}: ")
+        assert e["text"].startswith(bar_span(e["first_measure"], e["last_measure"]) + ": ")
         assert 1 <= e["level"] <= 127 and 0.0 <= e["realism"] <= 1.0
         lo, hi = e["level_expected"]
         assert lo <= hi

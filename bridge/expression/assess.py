@@ -164,7 +164,7 @@ class Assessor:
             nan, no_band = float("nan"), (float("nan"), float("nan"))
             return PhraseAssessment(
                 first, last, n_played, *[v for _ in range(6) for v in (nan, no_band)], nan, nan, nan,
-                f"bars {first}-{last}: too few notes played to assess",
+                f"{bar_span(first, last)}: too few notes played to assess",
             )  # fmt: skip
         x = inp.feats[sel]
         # the performance stream: the player's beats before the phrase, in network units
@@ -281,7 +281,12 @@ def describe(first: int, last: int, mine: dict, centre: dict, band: dict) -> str
             notes.append(below.format(v=v, lo=lo, hi=hi, last=last))
         elif v > hi and (key != "swell" or hi < 0):
             notes.append(above.format(v=v, lo=lo, hi=hi, last=last))
-    return f"bars {first}-{last}: " + ("; ".join(notes) if notes else "within the expected range")
+    return f"{bar_span(first, last)}: " + ("; ".join(notes) if notes else "within the expected range")
+
+
+def bar_span(first: int, last: int) -> str:
+    """'bars 5-8', or 'bar 22' for a phrase of one bar."""
+    return f"bar {first}" if first == last else f"bars {first}-{last}"
 
 
 def align_performance(score: Score, midi_path: str | Path) -> dict[int, tuple[float, float | None, int]]:
