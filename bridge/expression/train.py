@@ -440,8 +440,8 @@ def train_command(args) -> int:
         calibrate(out, pieces, perfs, val)
         print(f"pianobridge: expression weights -> {out} (validation: {json.dumps(best)})", file=sys.stderr)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # gloo's threads can abort the interpreter's shutdown (SIGABRT, nothing on stderr; about one
-        # run in 50 under load here, pytorch/pytorch#179291): a torchrun process leaves without it
+        # gloo's threads can abort the interpreter's shutdown (SIGABRT, nothing on stderr; once in
+        # about 40 runs under load here, pytorch/pytorch#179291): a torchrun process leaves without it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
