@@ -182,10 +182,10 @@ def test_an_upbeat_bar_opens_the_first_phrase_without_counting(tmp_path, opening
         part.append(m)
     for bar in range(1, 9):
         m = music21.stream.Measure(number=bar)
-        if bar == 1:
-            if opening == "rest":
-                m.append([music21.meter.TimeSignature("3/4"), music21.note.Rest()])
-        m.append([music21.note.Note(60 + (bar + j) % 12) for j in range(2 if bar == 1 and opening == "rest" else 3)])
+        rest_first = bar == 1 and opening == "rest"
+        if rest_first:
+            m.append([music21.meter.TimeSignature("3/4"), music21.note.Rest()])
+        m.append([music21.note.Note(60 + (bar + j) % 12) for j in range(2 if rest_first else 3)])
         part.append(m)
     path = tmp_path / f"{opening}.musicxml"
     music21.stream.Score([part]).write("musicxml", fp=str(path))
