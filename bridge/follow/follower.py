@@ -112,7 +112,12 @@ class FollowerParams:
     # players mostly restart; when the notes stop fitting mid-flow they as often skipped on.
     reloc_mix_pause: tuple[float, ...] = (0.2, 0.35, 0.1, 0.15, 0.2)
     reloc_mix_surprise: tuple[float, ...] = (0.25, 0.2, 0.2, 0.1, 0.25)
-    reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again
+    # a pause while a search still leads the band: in slow music every long note is a
+    # pause, and the player mostly goes on from where the search has them
+    reloc_mix_running: tuple[float, ...] = (0.6, 0.1, 0.05, 0.1, 0.15)
+    reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again ...
+    reloc_notes_leading: int = 42  # ... unless it leads the band elsewhere: then up to this many
+    reloc_gain: float = 1.0  # ... while its margin grows by this over its last reloc_notes // 2 notes
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
     reloc_peak: float = 0.3  # posterior mass near its best place it needs to take over ...
     reloc_ratio: float = 2.0  # ... and how many times the runner-up's that must be,
@@ -366,6 +371,7 @@ class Follower:
         self.last_t: float | None = None
         self.reloc_left = 0
         self.reloc_llr = 0.0
+        self.reloc_margins: list[float] = []  # the margin after each of the search's last notes
         self.reloc_seen = 0  # notes since the search last restarted from a prior
         self.reloc_weighed = 0  # ... and since it started (a pause mid-search restarts it)
         self.reloc_paused = False  # the search was woken by a pause
@@ -443,11 +449,16 @@ class Follower:
         self.history = (self.history + [(pitch, t, sigma, lik_local)])[-p.surprise_window :]
 
         jumped_from = None
-        if self.reloc_left > 0:
+        searching = self.reloc_left > 0
+        if searching:
             self._relocalise_step(pitch, t, sigma, lik_local)
         elif sum(1 for h in self.history if h[3] < p.surprise_lik) >= p.surprise_count:
             self._wake_relocaliser(replay=self.history, mix=p.reloc_mix_surprise, paused=False)
-        if self.reloc_left > 0:
+        elif gap >= p.pause_s and lik_local < p.surprise_lik:
+            # in slow music every note may follow a gap of a second, which empties the
+            # history: a note the band cannot explain after one is a restart's first
+            self._wake_relocaliser(replay=self.history, mix=p.reloc_mix_pause, paused=True)
+        if searching or self.reloc_left > 0:
             gpos = self.reloc.pos
             far = abs(self.m.q[gpos] - self.m.q[pos]) > 1.0
             if far and self.reloc_llr > p.reloc_llr and self._reloc_decided(gpos):
@@ -456,6 +467,14 @@ class Follower:
                 pos, entered = gpos, True
             elif not far and self.reloc_seen >= 4:
                 self.reloc_left = 0  # it agrees with the band: nothing to relocate
+            elif far and self.reloc_left == 0 and self.reloc_llr > 0.0 and self.reloc_weighed < p.reloc_notes_leading:
+                # settled on one place that explains the notes better than the band, but
+                # short of the margin: where the two places sound alike the margin grows
+                # slowly, and a search put to sleep just short of it left the player lost
+                # until a later wake. A search split between places sleeps, and so does one
+                # woken by unlikely notes that no longer gains on the band (a place that
+                # sounds like the band's took those notes, and the band is right)
+                self.reloc_left = int((self.reloc_paused or self._gaining()) and self._reloc_decided(gpos))
 
         if entered and jumped_from is None and self.local.pos != prev_pos:
             self._update_tempo()
@@ -553,6 +572,7 @@ class Follower:
         lik = self.reloc.update(pitch, t, self.spq, sigma=None if fresh else sigma, fresh=fresh)
         self.reloc.commit(t, fresh=fresh)
         self.reloc_llr += math.log(max(lik, 1e-300)) - math.log(max(lik_local, 1e-300))
+        self.reloc_margins = (self.reloc_margins + [self.reloc_llr])[-self.p.reloc_notes :]
         self.reloc_seen += 1
         self.reloc_weighed += 1
         self.reloc_left -= 1
@@ -576,6 +596,12 @@ class Follower:
         near = slice(max(0, second - 2), second + 3)
         return peak > self.p.reloc_ratio * float((a[near] * elsewhere[near]).sum())
 
+    def _gaining(self) -> bool:
+        """The search's margin over the band grew by ``reloc_gain`` over its last
+        ``reloc_notes // 2`` notes: it is still gathering evidence, not level with the band."""
+        k, m = self.p.reloc_notes // 2, self.reloc_margins
+        return len(m) > k and m[-1] - m[-1 - k] > self.p.reloc_gain
+
     def jump_to(self, event: int) -> None:
         """Told where the player is (a teacher's jump): the next note lands at ``event``
         or just after it, with no timing expectation carried over."""
@@ -598,19 +624,23 @@ class Follower:
     def _wake_relocaliser(self, replay, mix: tuple[float, ...], paused: bool) -> None:
         """Start a whole-score search; ``replay`` are the recent (pitch, t, sigma,
         local likelihood) that made the band look wrong, searched again from before them.
-        A pause while a search that a pause woke still runs and explains the notes better
-        than the band (in slow music every long note is a pause) restarts it from its own
-        belief as "here" and keeps the evidence it gathered against the band: starting
-        over from the band threw away notes that had already found where the player
-        restarted. A search woken by an unlikely note asked whether the band slipped; a
-        pause after it asks afresh whether the player restarted from where the band is."""
-        running = self.reloc_left > 0 and self.reloc_seen > 0 and self.reloc_llr > 0.0 and self.reloc_paused
+        A pause while a search still runs and explains the notes better than the band (in
+        slow music every long note is a pause) restarts it from its own belief, mostly as
+        "here" (`reloc_mix_running`), and keeps the evidence it gathered against the band:
+        starting over from the band threw away notes that had already found where the
+        player went, and the prior of a pause, which favours the top, took the next note
+        of a restart in slow music back to the first."""
+        running = self.reloc_left > 0 and self.reloc_seen > 0 and self.reloc_llr > 0.0
         self.reloc_paused = paused
-        self.reloc.reset(self._reloc_prior(mix, self.reloc if running else self.local), self.local.pos)
+        if running:
+            self.reloc.reset(self._reloc_prior(self.p.reloc_mix_running, self.reloc), self.local.pos)
+        else:
+            self.reloc.reset(self._reloc_prior(mix, self.local), self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
         self.reloc_left = self.p.reloc_notes + len(replay)
         self.reloc_llr = self.reloc_llr if running else 0.0
+        self.reloc_margins = self.reloc_margins if running else []
         self.reloc_weighed = self.reloc_weighed if running else 0
         self.reloc_seen = 0
         for pitch, t, sigma, lik_local in replay:
