@@ -12,8 +12,8 @@ Two trackers share one probabilistic model of playing from a score:
 * the **relocaliser** runs the same model over the whole score, started from a prior
   that favours the score start, bar starts and a restart a little behind the player. It
   wakes after a pause or when the local tracker stops explaining what is played, runs
-  for a few notes and takes over only when its evidence beats the local tracker's by a
-  wide likelihood margin. It then hands back by resetting the band at its position.
+  for a few notes (more while it has settled on one place and leads the band) and takes
+  over only when its evidence beats the local tracker's by a wide likelihood margin. It then hands back by resetting the band at its position.
 
 Chord notes struck close together are one event; the follower tracks which pitches of
 the current event were already played so that repeated notes move on.
