@@ -41,6 +41,21 @@ def assert_unsure_where_wrong(score, played, notes, jump_t: float) -> None:
     assert all(v.position.confidence < 0.4 for (_, v), good in zip(after[1:], ok[1:]) if not good)
 
 
+def jump(score, base, at_q: float, to_q: float, pause_s: float) -> tuple[list, list, float]:
+    """Play ``base`` up to score onset ``at_q``, pause ``pause_s`` and go on from ``to_q``:
+    the notes played, their verdicts and the time of the jump."""
+    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == at_q)
+    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=to_q, pause_s=pause_s)
+    return played, verdicts(run(score, played)), jump_t
+
+
+def assert_found_within(score, played, notes, jump_t: float, most: int) -> None:
+    """Placed right within ``most`` notes of the jump, and unsure wherever placed wrong."""
+    n = notes_to_recover(score, played, notes, jump_t)
+    assert n is not None and n <= most, f"recovered after {n} notes, {most} at most"
+    assert_unsure_where_wrong(score, played, notes, jump_t)
+
+
 @pytest.fixture(scope="module")
 def fugue(tmp_path_factory):
     """Free bars, the subject alone (bars 3-4), free bars, the subject again over a second
@@ -366,12 +381,8 @@ def test_a_restart_in_slow_music_is_found_though_no_gap_is_a_pause(slow_melody):
     search started, each note was called extra where the player had stopped, at
     confidence 0.7 or more, until the melody ran out)."""
     score, base = slow_melody
-    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 22.0)
-    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=0.0, pause_s=0.3)
-    notes = verdicts(run(score, played))
-    n = notes_to_recover(score, played, notes, jump_t)
-    assert n is not None and n <= 3, f"recovered after {n} notes"
-    assert_unsure_where_wrong(score, played, notes, jump_t)
+    played, notes, jump_t = jump(score, base, at_q=22.0, to_q=0.0, pause_s=0.3)
+    assert_found_within(score, played, notes, jump_t, most=3)
 
 
 def figure_bar(bass: int) -> list:
@@ -398,14 +409,10 @@ def test_a_search_that_leads_the_band_stays_awake_until_the_notes_part(figure_tw
     without the margin to take over (before: it slept after its 14 notes, and the player
     was found 38 notes after the pause instead of 18)."""
     score, base = figure_twice
-    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 30.0)
-    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=8.0, pause_s=1.5)
+    played, notes, jump_t = jump(score, base, at_q=30.0, to_q=8.0, pause_s=1.5)
     after = [p for p in played if p.t >= jump_t]
     parted = next(i for i, p in enumerate(after) if score.notes[p.note].onset_q == 16.0)
-    notes = verdicts(run(score, played))
-    n = notes_to_recover(score, played, notes, jump_t)
-    assert n is not None and n <= parted + 1, f"recovered after {n} notes; the notes part at {parted}"
-    assert_unsure_where_wrong(score, played, notes, jump_t)
+    assert_found_within(score, played, notes, jump_t, most=parted + 1)
 
 
 @pytest.fixture(scope="module")
@@ -425,9 +432,5 @@ def test_after_a_restart_on_slow_notes_each_pause_goes_on_from_the_search(tollin
     pause, which favours the top, put it on the first toll, and the player was found two
     tolls later)."""
     score, base = tolling_opening
-    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 40.0)
-    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=0.0, pause_s=1.5)
-    notes = verdicts(run(score, played))
-    n = notes_to_recover(score, played, notes, jump_t)
-    assert n is not None and n <= 2, f"recovered after {n} notes"
-    assert_unsure_where_wrong(score, played, notes, jump_t)
+    played, notes, jump_t = jump(score, base, at_q=40.0, to_q=0.0, pause_s=1.5)
+    assert_found_within(score, played, notes, jump_t, most=2)
