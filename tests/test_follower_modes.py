@@ -84,14 +84,19 @@ def test_a_voice_alone_is_not_taken_for_the_same_voice_among_others(fugue):
     assert_unsure_where_wrong(score, played, notes, jump_t)
 
 
+def slow_then_running(tmp_path_factory, name: str, opening: tuple[int, ...]) -> tuple:
+    """Whole notes (every gap a pause at the running tempo), then three different sections
+    of running quarters: the score and its performance."""
+    events = [[p, 4.0] for p in opening]
+    events += [p + shift for shift in (0, -12, 5) for bar in FREE for p in bar] + [[48, 4.0]]
+    score = write(tmp_path_factory, name, events)
+    return score, simulate.render(score, seed=5, bpm=120.0, rubato=0.0)
+
+
 @pytest.fixture(scope="module")
 def slow_opening(tmp_path_factory):
-    """Four whole notes in the bass (every gap a pause at the running tempo), then three
-    different sections of running quarters."""
-    events = [[p, 4.0] for p in (41, 46, 44, 43)]
-    events += [p + shift for shift in (0, -12, 5) for bar in FREE for p in bar] + [[48, 4.0]]
-    score = write(tmp_path_factory, "slow", events)
-    return score, simulate.render(score, seed=5, bpm=120.0, rubato=0.0)
+    """Four whole notes in the bass, then the running sections."""
+    return slow_then_running(tmp_path_factory, "slow", (41, 46, 44, 43))
 
 
 def test_a_restart_on_slow_notes_is_found_before_the_music_moves(slow_opening):
@@ -100,10 +105,8 @@ def test_a_restart_on_slow_notes_is_found_before_the_music_moves(slow_opening):
     on every note and never gathered the margin to take over; the player was found only
     once the quarters began, 6 notes in)."""
     score, base = slow_opening
-    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == 40.0)
-    played, jump_t = simulate.with_jump(base, score, at=cut / len(base), to_q=0.0, pause_s=1.5)
-    out = run(score, played)
-    assert notes_to_recover(score, played, verdicts(out), jump_t) <= 3
+    played, notes, jump_t = jump(score, base, at_q=40.0, to_q=0.0, pause_s=1.5)
+    assert notes_to_recover(score, played, notes, jump_t) <= 3
 
 
 @pytest.fixture(scope="module")
@@ -417,12 +420,9 @@ def test_a_search_that_leads_the_band_stays_awake_until_the_notes_part(figure_tw
 
 @pytest.fixture(scope="module")
 def tolling_opening(tmp_path_factory):
-    """The slow opening with two pitches tolling in turn (F, F an octave up, F, F), then
-    the same three sections (Liszt's Transcendental Etude 11 opens so)."""
-    events = [[p, 4.0] for p in (41, 53, 41, 53)]
-    events += [p + shift for shift in (0, -12, 5) for bar in FREE for p in bar] + [[48, 4.0]]
-    score = write(tmp_path_factory, "tolling", events)
-    return score, simulate.render(score, seed=5, bpm=120.0, rubato=0.0)
+    """Two pitches tolling in turn in whole notes (F, F an octave up, F, F), then the
+    running sections (Liszt's Transcendental Etude 11 opens so)."""
+    return slow_then_running(tmp_path_factory, "tolling", (41, 53, 41, 53))
 
 
 def test_after_a_restart_on_slow_notes_each_pause_goes_on_from_the_search(tolling_opening):

@@ -13,7 +13,8 @@ Two trackers share one probabilistic model of playing from a score:
   that favours the score start, bar starts and a restart a little behind the player. It
   wakes after a pause or when the local tracker stops explaining what is played, runs
   for a few notes (more while it has settled on one place and leads the band) and takes
-  over only when its evidence beats the local tracker's by a wide likelihood margin. It then hands back by resetting the band at its position.
+  over only when its evidence beats the local tracker's by a wide likelihood margin. It
+  then hands back by resetting the band at its position.
 
 Chord notes struck close together are one event; the follower tracks which pitches of
 the current event were already played so that repeated notes move on.
@@ -632,10 +633,8 @@ class Follower:
         of a restart in slow music back to the first."""
         running = self.reloc_left > 0 and self.reloc_seen > 0 and self.reloc_llr > 0.0
         self.reloc_paused = paused
-        if running:
-            self.reloc.reset(self._reloc_prior(self.p.reloc_mix_running, self.reloc), self.local.pos)
-        else:
-            self.reloc.reset(self._reloc_prior(mix, self.local), self.local.pos)
+        here, mix = (self.reloc, self.p.reloc_mix_running) if running else (self.local, mix)
+        self.reloc.reset(self._reloc_prior(mix, here), self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
         self.reloc_left = self.p.reloc_notes + len(replay)
