@@ -267,6 +267,26 @@ def test_truncated_and_clipped_files(sonatina_wav, tmp_path):
         read_audio(bundled("sonatina"))
 
 
+def test_training_windows_pair_each_frame_with_its_targets_across_renderings(tmp_path):
+    torch = pytest.importorskip("torch")
+    from bridge.audio.detector import CONTEXT, LOOKAHEAD
+    from bridge.audio.train import Windows, segment_files
+
+    for name, n in (("a-0", 300), ("render-1/a-0", 200), ("gate-a/a-0", 250)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        x = np.repeat(np.arange(n, dtype=np.float16)[:, None], 229, axis=1)  # each frame holds its index
+        y = (np.arange(n)[:, None] % 251 * np.ones((1, 88))).astype(np.uint8)
+        np.savez(tmp_path / f"{name}.npz", x=x, onset=y, frame=y, vel=y)
+    files = segment_files(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a-0.npz", "render-1/a-0.npz"]
+    w = Windows(files, 64, np.random.default_rng(0))
+    x, y = w.batch(50)
+    assert x.shape == (50, 64 + CONTEXT, 229) and y.shape == (50, 64, 3 * 88)
+    assert torch.all(x[:, 1:, 0] - x[:, :-1, 0] == 1)  # consecutive frames of one segment
+    target_frame = x[:, CONTEXT - LOOKAHEAD : CONTEXT - LOOKAHEAD + 64, 0] % 251
+    assert torch.equal(y[:, :, 0], target_frame) and torch.equal(y[:, :, -1], target_frame)
+
+
 @needs_synth
 def test_training_renders_aligned_targets_and_exports_a_usable_network(tmp_path):
     pytest.importorskip("torch")

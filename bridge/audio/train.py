@@ -144,50 +144,77 @@ def network(channels: int = 32):
 
 
 class Windows:
-    """Random training windows over the rendered segments, held in memory."""
+    """Random training windows over the rendered segments, held in one block of memory on
+    ``device`` (a GPU's memory holds many hours of frames, so no batch waits on the CPU)."""
 
-    def __init__(self, files: list[Path], length: int, rng: np.random.Generator):
-        self.x, self.y = [], []
+    def __init__(self, files: list[Path], length: int, rng: np.random.Generator, device: str = "cpu"):
+        import torch
+
+        xs, ys = [], []
         for f in files:
             d = np.load(f)
             if len(d["x"]) > length + CONTEXT:
-                self.x.append(d["x"])
-                self.y.append(np.concatenate([d["onset"], d["frame"], d["vel"]], axis=1))
-        self.length, self.rng = length, rng
-        self.sizes = np.array([len(a) for a in self.x], float)
+                xs.append(d["x"])
+                ys.append(np.concatenate([d["onset"], d["frame"], d["vel"]], axis=1))
+        self.sizes = np.array([len(a) for a in xs])
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.x = torch.from_numpy(np.concatenate(xs)).to(device)  # float16 frames
+        self.y = torch.from_numpy(np.concatenate(ys)).to(device)  # uint8 targets
+        self.length, self.rng, self.device = length, rng, device
 
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        idx = self.rng.choice(len(self.x), n, p=self.sizes / self.sizes.sum())
-        xs, ys = [], []
-        for i in idx:
-            s = self.rng.integers(0, len(self.x[i]) - self.length - CONTEXT)
-            xs.append(self.x[i][s : s + self.length + CONTEXT].astype(np.float32))
-            off = s + CONTEXT - LOOKAHEAD
-            ys.append(self.y[i][off : off + self.length])
-        return np.stack(xs), np.stack(ys)
+    def batch(self, n: int):
+        """(frames (n, length + CONTEXT, N_MELS), targets (n, length, 3 * KEYS)) float32 tensors."""
+        import torch
+
+        idx = self.rng.choice(len(self.sizes), n, p=self.sizes / self.sizes.sum())
+        s = self.starts[idx] + self.rng.integers(0, self.sizes[idx] - self.length - CONTEXT)
+        s = torch.from_numpy(s).to(self.device)[:, None]
+        x = self.x[s + torch.arange(self.length + CONTEXT, device=self.device)].float()
+        y = self.y[s + CONTEXT - LOOKAHEAD + torch.arange(self.length, device=self.device)].float()
+        return x, y
 
 
-def train(data: Path, out: Path, minutes: float, seed: int = 0, log=print, resume: Path | None = None) -> None:
-    """Train on the segments in ``data`` for ``minutes`` and write the ONNX model; the
-    torch weights go to ``data``/checkpoint.pt as it goes (``resume`` starts from such a
-    file: a run may continue another)."""
+def segment_files(data: Path) -> list[Path]:
+    """The network's training segments: the first rendering of each performance in
+    ``data``, the further ones (``--renders``) in its render-K folders."""
+    return sorted(data.glob("*.npz")) + sorted(data.glob("render-*/*.npz"))
+
+
+def train(
+    data: Path,
+    out: Path,
+    minutes: float,
+    seed: int = 0,
+    log=print,
+    resume: Path | None = None,
+    channels: int = 32,
+    batch: int = 16,
+    device: str = "cpu",
+) -> None:
+    """Train on the segments under ``data`` for ``minutes`` and write the ONNX model; the
+    torch weights go to ``out`` with the suffix .pt as it goes (``resume`` starts from such
+    a file: a run may continue another). On a CUDA ``device`` the network runs in bfloat16."""
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     torch.set_num_threads(int(os.environ.get("PIANOBRIDGE_THREADS", "1")))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    files = sorted(data.glob("*.npz"))
+    files = segment_files(data)
     if not files:
         raise UserError(f"no training segments in {data}")
     val_files = files[::25]
     train_files = [f for f in files if f not in set(val_files)]
-    tr = Windows(train_files, 128, rng)
-    va = Windows(val_files, 256, np.random.default_rng(1))
+    tr = Windows(train_files, 128, rng, device)
+    va = Windows(val_files, 256, np.random.default_rng(1), device)
     vx, vy = va.batch(32)
-    net = network()
+    checkpoint = out.with_suffix(".pt")
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    net = network(channels).to(device)
     if resume is not None:
-        net.load_state_dict(torch.load(resume))
+        net.load_state_dict(torch.load(resume, map_location=device))
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
+    torch.backends.cudnn.benchmark = True  # the windows' shape never changes
     lr = 3e-3 if resume is None else 1e-3
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -198,11 +225,11 @@ def train(data: Path, out: Path, minutes: float, seed: int = 0, log=print, resum
     progress.start()
 
     def losses(x, y):
-        o = net(torch.from_numpy(x))
-        y = torch.from_numpy(y.astype(np.float32))
+        with autocast:
+            o = net(x).float()
         on, fr, ve = o[..., :KEYS], o[..., KEYS : 2 * KEYS], o[..., 2 * KEYS :]
         yo, yf, yv = y[..., :KEYS], y[..., KEYS : 2 * KEYS], y[..., 2 * KEYS :] / 127.0
-        l_on = bce(on, yo, pos_weight=torch.tensor(2.0))
+        l_on = bce(on, yo, pos_weight=torch.tensor(2.0, device=device))
         l_fr = bce(fr, yf)
         l_ve = ((torch.sigmoid(ve) - yv) ** 2 * yo).sum() / yo.sum().clamp(min=1)
         return l_on, l_fr, l_ve
@@ -212,7 +239,7 @@ def train(data: Path, out: Path, minutes: float, seed: int = 0, log=print, resum
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
         net.train()
-        x, y = tr.batch(16)
+        x, y = tr.batch(batch)
         l_on, l_fr, l_ve = losses(x, y)
         loss = l_on + l_fr + l_ve
         opt.zero_grad()
@@ -226,11 +253,11 @@ def train(data: Path, out: Path, minutes: float, seed: int = 0, log=print, resum
                 v = [float(a) for a in losses(vx, vy)]
             progress.update(bar, msg=f"step {step} onset {v[0]:.4f} frame {v[1]:.4f}")
             log(f"step {step} train {float(loss):.4f} val onset {v[0]:.4f} frame {v[1]:.4f} velocity {v[2]:.4f}")
-            torch.save(net.state_dict(), data / "checkpoint.pt")
+            torch.save(net.state_dict(), checkpoint)
     progress.stop()
     net.eval()
-    torch.save(net.state_dict(), data / "checkpoint.pt")
-    export(net, out)
+    torch.save(net.state_dict(), checkpoint)
+    export(net.to("cpu").float(), out)
     log(f"{step} steps; wrote {out}")
 
 
@@ -353,8 +380,8 @@ def gate_command(args: argparse.Namespace) -> int:
         raise UserError(f"no performances after the network's first {heard} under {args.pig}")
     cache = Path(args.cache)
     print(f"pianobridge: {len(pieces)} performances, rendered twice -> {cache}/gate-a, gate-b")
-    build_data(pieces, cache / "gate-a")
-    build_data(pieces, cache / "gate-b", offset=1)  # each piece with the other soundfont
+    build_data(pieces, cache / "gate-a", args.workers)
+    build_data(pieces, cache / "gate-b", args.workers, offset=1)  # each piece with the other soundfont
     files = sorted((cache / "gate-a").glob("*.npz")) + sorted((cache / "gate-b").glob("*.npz"))
     x, y, groups = gate_examples(files, Network(MODEL))
     train_gate(x, y, groups, Path(args.out or GATE), args.steps or 6000, args.seed)
@@ -370,8 +397,12 @@ def train_command(args: argparse.Namespace) -> int:
     if not pieces:
         raise UserError(f"no performances to train on under {root}")
     cache = Path(args.cache)
-    print(f"pianobridge: {len(pieces)} performances -> {cache}")
-    build_data(pieces, cache)
+    print(f"pianobridge: {len(pieces)} performances, rendered {args.renders} time(s) -> {cache}")
+    for r in range(args.renders):  # each rendering with the next soundfont and other rooms
+        build_data(pieces, cache / f"render-{r}" if r else cache, args.workers, offset=r)
     out = Path(args.out or Path(__file__).resolve().parents[2] / "model" / "audio.onnx")
-    train(cache, out, args.minutes, args.seed, resume=Path(args.resume) if args.resume else None)
+    resume = Path(args.resume) if args.resume else None
+    train(
+        cache, out, args.minutes, args.seed, resume=resume, channels=args.channels, batch=args.batch, device=args.device
+    )
     return 0

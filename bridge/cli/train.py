@@ -48,8 +48,20 @@ def add_parser(sub) -> None:
         type=positive(int),
         help="render and train on this many performances (default all; audio-gate: the ones after the first N, default 120)",
     )
-    audio.add_argument("--resume", metavar="PT", help="continue from these torch weights (a checkpoint.pt)")
+    audio.add_argument(
+        "--resume", metavar="PT", help="continue from these torch weights (the .pt a run writes next to its --out)"
+    )
     audio.add_argument("--minutes", type=positive(float), default=38.0, help="training time (default: %(default)s)")
+    audio.add_argument(
+        "--renders",
+        type=positive(int),
+        default=1,
+        help="renderings of each performance, each with the next soundfont and other rooms (default: %(default)s)",
+    )
+    audio.add_argument("--workers", type=positive(int), default=2, help="rendering processes (default: %(default)s)")
+    audio.add_argument("--channels", type=positive(int), default=32, help="the network's width (default: %(default)s)")
+    audio.add_argument("--batch", type=positive(int), default=16, help="windows per step (default: %(default)s)")
+    audio.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (default: %(default)s)")
     expression = tr.add_argument_group("expression (DATA: (n)ASAP, a checkout or its git directory)")
     expression.add_argument("--recipe", metavar="JSON", help="loss weights and settings over the defaults")
     expression.add_argument("--exclude", metavar="TXT", help="score folders never read (default: the shared list)")
