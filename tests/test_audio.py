@@ -251,6 +251,17 @@ def test_audio_training_on_a_missing_folder_is_one_line_and_exit_2(tmp_path, tas
     ], p.stderr
 
 
+@pytest.mark.parametrize("device", ["gpu", "cuda"])
+def test_audio_training_on_a_device_torch_lacks_is_one_line_and_exit_2(tmp_path, device):
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    p = cli("train", "audio", tmp_path / "missing", "--device", device, "--cache", tmp_path / "cache")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"pianobridge: error: cannot train on --device {device}: "), p.stderr
+
+
 def test_truncated_and_clipped_files(sonatina_wav, tmp_path):
     data = sonatina_wav.read_bytes()
     cut = tmp_path / "cut.wav"

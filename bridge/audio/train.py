@@ -388,10 +388,22 @@ def gate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_device(name: str) -> None:
+    """One line for a ``--device`` torch cannot train on here, before minutes of rendering."""
+    import torch
+
+    try:
+        torch.zeros(1, device=name)
+    except (RuntimeError, AssertionError) as e:  # an unknown name; a device not built in or not present
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot train on --device {name}: {reason}") from None
+
+
 def train_command(args: argparse.Namespace) -> int:
     """CLI entry: `pianobridge train audio ASAP_WIDE [--out model/audio.onnx]`."""
     if args.task == "audio-gate":
         return gate_command(args)
+    check_device(args.device)
     root = Path(args.pig)
     pieces = ordered_pieces(root, Path(args.nasap_dev))[: args.pieces or None]
     if not pieces:
