@@ -40,6 +40,7 @@ N_PITCH = 128
 TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as long as it lasts"
 TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
 RESTART_GAP_S = 5.0  # a jump within this long after a gap of a second or more may be a restart
+TWIN_CARRY_Q = 4.0  # quarters: after a pause, how far on from the last sure place going on may start
 
 
 def pitch_keys(events: list[tuple[int, ...]]) -> np.ndarray:
@@ -383,6 +384,7 @@ class Follower:
         self.twin_held = False  # the last event entered sounds the same near the origin
         self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
         self.jump_paused = False  # ... and whether the player paused before it
+        self.jump_event = 0  # ... and the event it went to
         self.last_gap_t = -math.inf  # the last note after a gap of pause_s or more
         self.anchor = 0  # the last event the follower was sure of
         self.sure_run = 0  # events entered in a row with a sure place
@@ -484,7 +486,7 @@ class Follower:
         if entered and self.origin is not None:
             twin = self._stayed_twin(pos, self.origin)
             self.twin_held = twin is not None
-            if twin is not None and self._carried_on(twin):
+            if twin is not None and self._carried_on(twin, pos):
                 jumped_from, pos = pos, twin
                 self._return_to(twin)
             elif twin is not None:
@@ -543,14 +545,26 @@ class Follower:
         twins = near[same]
         return int(twins[np.argmin(np.abs(m.q[twins] - m.q[origin]))])
 
-    def _carried_on(self, twin: int) -> bool:
+    def _carried_on(self, twin: int, pos: int) -> bool:
         """``twin`` lies on from the place the player left, within the reach of a player
-        who carried on, and the jump was long and mid-flow (no pause, no gap of a second
-        just before it): the notes that moved them were a slip or a difference of edition,
-        and carrying on is by far the likelier reading of the same notes. After a pause or
-        a breath players do restart far away; a short jump is the band's to weigh."""
-        ahead = self.m.q[twin] - self.jump_origin_q
-        return not self.jump_paused and abs(self.jump_q - self.jump_origin_q) > TWIN_REACH_Q and -1.0 <= ahead
+        who carried on, and the jump was long: the notes that moved them were a slip or a
+        difference of edition, and carrying on is by far the likelier reading of the same
+        notes. After a pause or a breath players do restart far away, and notes that fitted
+        only the far place (a lead-in of its own) say they did; but where every event since
+        the jump sounds the same as going on from where the player was (a return of the
+        opening after a held note, taken for a restart at the top), the notes never told
+        the two apart and the prior favours going on. A short jump is the band's to weigh."""
+        m = self.m
+        ahead = m.q[twin] - self.jump_origin_q
+        if abs(self.jump_q - self.jump_origin_q) <= TWIN_REACH_Q or ahead < -1.0:
+            return False
+        if not self.jump_paused:
+            return True
+        start = twin - (pos - self.jump_event)
+        if not 0 <= start <= twin or pos < self.jump_event:
+            return False
+        same = bool((m.key[self.jump_event : pos + 1] == m.key[start : twin + 1]).all())
+        return same and -1.0 <= m.q[start] - self.jump_origin_q <= TWIN_CARRY_Q
 
     def _return_to(self, twin: int) -> None:
         """Move the band's belief, as it stands, onto the same music at ``twin``."""
@@ -665,6 +679,7 @@ class Follower:
         self.origin = self.anchor
         self.twin_held = False
         self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
+        self.jump_event = gpos
         # a pause woke the search, or a gap of a second came just before (in slow music
         # a restart after a breath is not long enough to count as a pause)
         self.jump_paused = self.reloc_paused or t - self.last_gap_t <= RESTART_GAP_S
