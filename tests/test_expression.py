@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge import asap
+from bridge import asap, simulate
 from bridge.errors import UserError
 from bridge.expression import data as D
 from bridge.expression.assess import bar_span
 from bridge.expression.features import N_FEATURES, beat_length_q, note_features, phrase_tree
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
+from bridge.midifile import write_performance
 from bridge.musicxml import load_score
 from tests.conftest import ROOT, SHARED, bundled, cli
 
@@ -29,6 +30,17 @@ ASAP_GIT = ROOT.parent / ".mirror" / "CPJKU+asap-dataset" / "repo"
 EXCLUDE = SHARED / "data" / "nasap-train" / "exclude.txt"
 VIENNA = SHARED / "data" / "vienna4x22"
 needs_asap = pytest.mark.skipif(not ASAP_GIT.is_dir() or not EXCLUDE.is_file(), reason="no (n)ASAP mirror here")
+needs_exclude = pytest.mark.skipif(not EXCLUDE.is_file(), reason="no shared/data/nasap-train/exclude.txt here")
+# (n)ASAP's layout with the project's own content, so that training runs where the mirror is not
+# fetched: bundled scores under (n)ASAP folder names, so that the exclusion list and the
+# validation split treat them as they treat those folders (bwv_863 is a validation piece,
+# bwv_867 an excluded one)
+MADE = {
+    "Bach/Prelude/bwv_846": "minuet",
+    "Bach/Fugue/bwv_846": "scale_study",
+    "Bach/Fugue/bwv_863": "nocturne",
+    "Bach/Fugue/bwv_867": "chorale",
+}
 needs_vienna = pytest.mark.skipif(not (VIENNA / "musicxml").is_dir(), reason="no Vienna 4x22 here")
 needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped expression weights")
 
@@ -89,6 +101,37 @@ def test_targets_of_a_real_performance():
     spq = np.exp(np.nanmedian(perf.log_spq))
     assert 0.5 < spq < 1.5  # 35 bars of 4/4 in about two minutes: 40-120 quarters a minute
     assert np.nanstd(perf.dev) < 0.2 and np.mean(~np.isnan(perf.art)) > 0.8 and -4 <= np.nanmin(perf.art)
+
+
+def test_targets_of_a_simulated_performance_are_what_was_played(tmp_path):
+    """The training data's path (alignment rows, MIDI, targets) on a performance whose
+    truth is known: every note found, its velocity the one played, the tempo the one set."""
+    tree, truth = made_asap_tree(tmp_path, performances=1)
+    folder = "Bach/Prelude/bwv_846"
+    src = asap.Source(tree)
+    assert src.read(f"{folder}/Made01.mid") is not None and not src.git
+    pieces, perfs = D.prepare(tree, EXCLUDE if EXCLUDE.is_file() else tmp_path / "none.txt", tmp_path / "cache")
+    (k,) = [i for i, piece in enumerate(pieces) if piece.folder == folder]
+    perf = next(x for x in perfs if x.piece == k)
+    played = {p.note: p for p in truth[folder, "Made01"]}
+    assert not np.isnan(perf.velocity).any()
+    assert all(perf.velocity[i] == p.velocity for i, p in played.items())
+    spq = np.exp(np.nanmedian(perf.log_spq))
+    assert 0.4 < spq < 0.6  # the minuet's 120 quarters a minute, with rubato
+    assert np.nanstd(perf.dev) < 0.2 and not np.isnan(perf.art).all()
+
+
+def test_a_made_listing_loses_each_excluded_folder_and_its_versions_and_nothing_else(tmp_path):
+    excl = tmp_path / "exclude.txt"
+    excl.write_text("# comment\nBach/Fugue/bwv_867\nChopin/Sonata_2/3rd\n\n")
+    excluded = asap.read_exclusions(excl)
+    folders = ["Bach/Fugue/bwv_867", "Bach/Fugue/bwv_863", "Chopin/Sonata_2/3rd_no_repeat", "Chopin/Sonata_2/3rd",
+               "Chopin/Sonata_2/2nd", "Chopin/Etudes_op_10/3", "Chopin/Etudes_op_10/4"]  # fmt: skip
+    listing = [f"{f}/P{i}{asap.ALIGN_SUFFIX}" for f in folders for i in (1, 2)]
+    chosen = D.training_folders(listing, excluded)
+    # Chopin op. 10/3 is a Vienna 4x22 piece: evaluation only
+    assert sorted(chosen) == ["Bach/Fugue/bwv_863", "Chopin/Etudes_op_10/4", "Chopin/Sonata_2/2nd"]
+    assert all(v == ["P1", "P2"] for v in chosen.values())
 
 
 def test_features_and_tree_of_a_bundled_score():
@@ -380,24 +423,42 @@ def test_bad_scores_and_performances(tmp_path):
     assert r.returncode == 2 and "does not match the score" in r.stderr and r.stderr.count("\n") == 1
 
 
-def small_asap_tree(tmp_path: Path) -> tuple[Path, Path]:
-    """Four (n)ASAP folders (one of them excluded), two performances each, and a tiny recipe."""
-    src = asap.Source(ASAP_GIT)
-    tree = tmp_path / "asap"
-    folders = ["Bach/Prelude/bwv_846", "Bach/Fugue/bwv_846", "Bach/Fugue/bwv_863", "Bach/Fugue/bwv_867"]
-    perfs = asap.aligned_performances(asap_listing())
-    for f in folders:
-        for name in ["xml_score.musicxml"] + [p + ext for p in perfs[f][:2] for ext in (".mid", asap.ALIGN_SUFFIX)]:
-            dest = tree / f / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(src.read(f"{f}/{name}"))
+def made_asap_tree(root: Path, performances: int = 2) -> tuple[Path, dict[tuple[str, str], list]]:
+    """The folders of ``MADE`` as an (n)ASAP tree: the score, and per performance a MIDI
+    file simulated from it (`bridge.simulate`) with its note alignment, in (n)ASAP's
+    formats; returns the tree and each performance's played notes (the truth)."""
+    tree, truth = root / "asap", {}
+    for folder, name in MADE.items():
+        d = tree / folder
+        d.mkdir(parents=True)
+        (d / "xml_score.musicxml").write_bytes(bundled(name).read_bytes())
+        score = load_score(d / "xml_score.musicxml")
+        for k in range(performances):
+            perf = f"Made{k + 1:02d}"
+            played = simulate.render(score, seed=k, rubato=0.1)
+            write_performance(simulate.to_events(played), d / f"{perf}.mid")
+            rows = ["xml_id\tmidi_id\ttrack\tchannel\tpitch\tonset"] + [
+                f"{score.notes[p.note].note_id}-{score.notes[p.note].pass_no}\tn{i}\t0\t0\t{p.pitch}\t{p.t:.4f}"
+                for i, p in enumerate(played)
+            ]
+            align = d / f"{perf}{asap.ALIGN_SUFFIX}"
+            align.parent.mkdir()
+            align.write_text("\n".join(rows) + "\n")
+            truth[folder, perf] = played
     (tree / "metadata.csv").write_text("folder\n")
+    return tree, truth
+
+
+def small_asap_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """Four folders in (n)ASAP's layout (one of them excluded), two performances each, and a
+    tiny recipe."""
+    tree, _ = made_asap_tree(tmp_path)
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps({"batch": 2, "chunk_beats": 24, "eval_every": 2, "model": {"d": 16}}))
     return tree, recipe
 
 
-@needs_asap
+@needs_exclude
 @pytest.mark.parametrize("members", [1, 2])
 def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
     """torchrun, 2 processes (gloo), one network or an ensemble as shipped (members trained
@@ -430,7 +491,7 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
     assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
 
 
-@needs_asap
+@needs_exclude
 def test_an_ensemble_is_trained_member_by_member_and_averaged(tmp_path):
     pytest.importorskip("torch")
     tree, recipe = small_asap_tree(tmp_path)
