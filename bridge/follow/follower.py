@@ -40,6 +40,7 @@ N_PITCH = 128
 TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as long as it lasts"
 TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
 RESTART_GAP_S = 5.0  # a jump within this long after a gap of a second or more may be a restart
+ALT_WEIGHT = 0.5  # search prior mass on the place a return to the twin left
 TWIN_CARRY_Q = 4.0  # quarters: after a pause, how far on from the last sure place going on may start
 
 
@@ -382,6 +383,11 @@ class Follower:
         # as both move on), where they may still be; None once that no longer matters
         self.origin: int | None = None
         self.twin_held = False  # the last event entered sounds the same near the origin
+        # after going back to where carrying on leads from a jump that followed a pause: how
+        # many events the place the search had found lies from the band's (the player may have
+        # restarted there after all; where the two places part, a search looks there too)
+        self.alt_shift: int | None = None
+        self.alt_left = 0  # events entered until that place is forgotten
         self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
         self.jump_paused = False  # ... and whether the player paused before it
         self.jump_event = 0  # ... and the event it went to
@@ -481,6 +487,9 @@ class Follower:
 
         if entered and jumped_from is None and self.local.pos != prev_pos:
             self._update_tempo()
+        if entered and self.alt_shift is not None:
+            self.alt_left -= 1
+            self.alt_shift = self.alt_shift if self.alt_left > 0 else None
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         if entered and self.origin is not None:
@@ -581,6 +590,8 @@ class Follower:
         self.origin = self.since_jump = None
         self.twin_held = False
         self.anchor = twin
+        self.alt_shift = -d if self.jump_paused else None
+        self.alt_left = 2 * TWIN_LONGEST
 
     def _relocalise_step(self, pitch: int, t: float, sigma: float | None, lik_local: float) -> None:
         fresh = self.reloc_seen == 0
@@ -631,6 +642,7 @@ class Follower:
         self.since_jump = None  # told, not guessed
         self.origin = None
         self.twin_held = False
+        self.alt_shift = None
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
@@ -648,7 +660,17 @@ class Follower:
         running = self.reloc_left > 0 and self.reloc_seen > 0 and self.reloc_llr > 0.0
         self.reloc_paused = paused
         here, mix = (self.reloc, self.p.reloc_mix_running) if running else (self.local, mix)
-        self.reloc.reset(self._reloc_prior(mix, here), self.local.pos)
+        prior = self._reloc_prior(mix, here)
+        if self.alt_shift is not None and not paused:
+            # the place the band took the player from, moved on with them: where music that
+            # sounded the same at both parts, the notes now tell which one it was
+            loc, d = self.local, self.alt_shift
+            lo, hi = max(loc.lo, -d), min(loc.hi, self.m.n - d)
+            alt = np.zeros(self.m.n)
+            alt[lo + d : hi + d] = loc.alpha[lo:hi]
+            if alt.sum() > 0.0:
+                prior = (1.0 - ALT_WEIGHT) * prior / prior.sum() + ALT_WEIGHT * alt / alt.sum()
+        self.reloc.reset(prior, self.local.pos)
         self.reloc.entry_t = self.local.entry_t
         self.reloc.ref_q, self.reloc.ref_t = self.local.ref_q, self.local.ref_t
         self.reloc_left = self.p.reloc_notes + len(replay)
@@ -680,6 +702,7 @@ class Follower:
         self.twin_held = False
         self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
         self.jump_event = gpos
+        self.alt_shift = None
         # a pause woke the search, or a gap of a second came just before (in slow music
         # a restart after a breath is not long enough to count as a pause)
         self.jump_paused = self.reloc_paused or t - self.last_gap_t <= RESTART_GAP_S
