@@ -353,6 +353,14 @@ class _Tracker:
             self._set_band()
         return best, entered
 
+    def shifted(self, x: np.ndarray, d: int) -> np.ndarray:
+        """``x`` (over the whole score) as it lies over the band, moved ``d`` events on;
+        zero elsewhere and where that would leave the score."""
+        lo, hi = max(self.lo, -d), min(self.hi, self.m.n - d)
+        out = np.zeros(self.m.n)
+        out[lo + d : hi + d] = x[lo:hi]
+        return out
+
     def mass_near(self, j: int, width: int = 1) -> float:
         return float(self.alpha[max(0, j - width) : j + width + 1].sum())
 
@@ -489,7 +497,8 @@ class Follower:
             self._update_tempo()
         if entered and self.alt_shift is not None:
             self.alt_left -= 1
-            self.alt_shift = self.alt_shift if self.alt_left > 0 else None
+            if self.alt_left <= 0:
+                self.alt_shift = None
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         if entered and self.origin is not None:
@@ -570,7 +579,7 @@ class Follower:
         if not self.jump_paused:
             return True
         start = twin - (pos - self.jump_event)
-        if not 0 <= start <= twin or pos < self.jump_event:
+        if not 0 <= start <= twin:  # start <= twin: the band is at or past the jump's event
             return False
         same = bool((m.key[self.jump_event : pos + 1] == m.key[start : twin + 1]).all())
         return same and -1.0 <= m.q[start] - self.jump_origin_q <= TWIN_CARRY_Q
@@ -579,9 +588,7 @@ class Follower:
         """Move the band's belief, as it stands, onto the same music at ``twin``."""
         loc, m = self.local, self.m
         d, dq = twin - loc.pos, float(m.tq[twin] - m.tq[loc.pos])
-        lo, hi = max(loc.lo, -d), min(loc.hi, m.n - d)
-        alpha, filled = np.zeros(m.n), np.zeros(m.n)
-        alpha[lo + d : hi + d], filled[lo + d : hi + d] = loc.alpha[lo:hi], loc.filled[lo:hi]
+        alpha, filled = loc.shifted(loc.alpha, d), loc.shifted(loc.filled, d)
         loc.alpha, loc.filled = alpha / max(alpha.sum(), 1e-300), filled
         loc.pos, loc.ref_q = twin, loc.ref_q + dq
         loc.played = {j + d: ps for j, ps in loc.played.items() if 0 <= j + d < m.n}
@@ -664,10 +671,7 @@ class Follower:
         if self.alt_shift is not None and not paused:
             # the place the band took the player from, moved on with them: where music that
             # sounded the same at both parts, the notes now tell which one it was
-            loc, d = self.local, self.alt_shift
-            lo, hi = max(loc.lo, -d), min(loc.hi, self.m.n - d)
-            alt = np.zeros(self.m.n)
-            alt[lo + d : hi + d] = loc.alpha[lo:hi]
+            alt = self.local.shifted(self.local.alpha, self.alt_shift)
             if alt.sum() > 0.0:
                 prior = (1.0 - ALT_WEIGHT) * prior / prior.sum() + ALT_WEIGHT * alt / alt.sum()
         self.reloc.reset(prior, self.local.pos)
