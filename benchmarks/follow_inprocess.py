@@ -8,6 +8,9 @@ the yardstick's; it skips the subprocess so a parameter change can be checked in
 The figures to report come from eval_follow.py itself (benchmarks/follow.py). One figure
 is added: ``sure_wrong``, the share of notes placed more than a quarter off while the
 follower reported confidence 0.9 or more (a wrong place it did not say it was unsure of).
+And ``miss_p``: the share of ``missed`` reports whose note was really not played (neither in
+the recording's alignment nor among the notes a scenario played instead), a false "you
+missed this note" being a correction the player did not earn.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import yardsticks
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-KEYS = ("pos1q", "match", "lost", "sure_wrong", "err_p", "err_r", "false_flag", "miss_r", "recover_s")
+KEYS = ("pos1q", "match", "lost", "sure_wrong", "err_p", "err_r", "false_flag", "miss_r", "miss_p", "recover_s")
 SURE = 0.9  # a place reported this confidently is one the player can rely on
 # the error flags again with ``revised`` events applied (a press a later, better-timed
 # press took its note from counts as extra); the yardstick scores first verdicts only
@@ -47,6 +50,16 @@ def sure_wrong(ef, notes, paired, full, base) -> float:
         conf = ((ev or {}).get("position") or {}).get("confidence") or 0.0
         bad += min((abs(q - full[note["xml"]]) for q in cands), default=1e9) > 1.0 and conf >= SURE
     return bad / max(n, 1)
+
+
+def miss_precision(score, notes, events) -> float:
+    """Share of ``missed`` reports for score notes the performance did not play. A unison (two
+    voices on one key at one onset) is one key press, which the alignment gives to one of its
+    notes: the others count as played with it."""
+    key = {f"{n.note_id}-{n.pass_no}": (n.pass_no, n.onset_q, n.pitch) for n in score.notes}
+    played = {key.get(n["xml"], n["xml"]) for n in notes if n["xml"]}
+    missed = [key.get(f"{e['note_id']}-{e['pass']}") for e in events if e["type"] == "missed"]
+    return sum(m not in played for m in missed) / len(missed) if missed else 1.0
 
 
 def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
@@ -82,6 +95,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             events = [e.to_dict() for e in run_engine(Engine(score, params, mparams), read_performance(midi))]
             r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
             r["sure_wrong"] = sure_wrong(ef, notes, paired, full, base)
+            r["miss_p"] = miss_precision(score, notes, events)
             out[s] = {k: r[k] for k in KEYS if k in r}
             if any(e["type"] == "revised" for e in events):
                 rev = revised_notes(events) + [e for e in events if e["type"] != "note"]

@@ -54,6 +54,38 @@ def test_missed_notes_are_reported_once():
     assert len(got) == len(set(got))
 
 
+def test_one_press_plays_both_voices_of_a_unison(tmp_path):
+    """Two voices meeting on one key at one onset are one key press: neither is missed, and
+    the press is matched to the longer note, which the key then holds."""
+    import music21
+
+    part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
+    for bar in range(1, 9):
+        m = music21.stream.Measure(number=bar)
+        m.insert(0, music21.stream.Voice([music21.note.Note(p, quarterLength=1) for p in ("C5", "D5", "E5", "D5")]))
+        m.insert(0, music21.stream.Voice([music21.note.Note(p, quarterLength=2) for p in ("C5", "E5")]))
+        part.append(m)
+    path = tmp_path / "unison.musicxml"
+    music21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path)
+    keys = [(n.onset_q, n.pitch) for n in score.notes]
+    assert len(keys) - len(set(keys)) == 16  # two unisons a bar
+    played, seen = [], set()
+    for p in simulate.render(score, seed=2):
+        key = (score.notes[p.note].onset_q, p.pitch)
+        if key not in seen:  # a key cannot be struck twice at once
+            seen.add(key)
+            played.append(p)
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Missed)]
+    notes = verdicts(out)
+    assert [n.verdict for n in notes] == ["correct"] * len(played)
+    by_ref = {(n.note_id, n.pass_no): n for n in score.notes}
+    on_beat = [by_ref[n.match.note_id, n.match.pass_no] for n in notes if n.match is not None]
+    on_beat = [n for n in on_beat if n.onset_q % 2 == 0]
+    assert len(on_beat) == 16 and all(n.duration_q == 2 for n in on_beat)
+
+
 def test_pedals_releases_and_all_notes_off():
     score = load_score(bundled("chorale"))
     e = Engine(score)

@@ -78,6 +78,13 @@ class Matcher:
         self.final_upto = 0  # events before this were checked for missed notes
         self.reported: set[int] = set()  # notes reported missed (once each per pass)
         self.event = 0  # the follower's event at the last press
+        # two voices on one key at one onset (a unison): one press plays them all
+        self.unison: dict[int, tuple[int, ...]] = {}
+        for ev in self.score.events:
+            for k in ev.notes:
+                same = tuple(j for j in ev.notes if self.score.notes[j].pitch == self.score.notes[k].pitch)
+                if len(same) > 1:
+                    self.unison[k] = same
 
     def judge(self, step: FollowerStep, pitch: int, t: float, velocity: int) -> Judgement:
         c = step.event
@@ -95,8 +102,12 @@ class Matcher:
             verdict = "correct"
             if note in self.played:
                 took_from = self.struck[note][0]
-            self.played.add(note)
-            self.struck[note] = (t, self._due(self.score.notes[note].onset_q, step))
+            same = self.unison.get(note, (note,))
+            # the key sounds the longest of them: its release is judged against that one
+            note = max(same, key=lambda k: self.score.notes[k].duration_q)
+            due = self._due(self.score.notes[note].onset_q, step)
+            self.played.update(same)
+            self.struck.update((k, (t, due)) for k in same)
         else:
             near = self.params.near_semitones
             for e in (c, c + 1):
@@ -105,7 +116,7 @@ class Matcher:
                     break
             verdict = "wrong_pitch" if intended is not None else "extra"
             if intended is not None:
-                self.attempted.add(intended)
+                self.attempted.update(self.unison.get(intended, (intended,)))
 
         timing_s = timing = None
         if note is not None and step.timed:
