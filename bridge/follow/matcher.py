@@ -75,6 +75,7 @@ class Matcher:
         # when each played note was struck and when the tempo said it was due
         self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
+        self.taken_at: dict[int, int] = {}  # the follower's event when a press took the note
         self.final_upto = 0  # events before this were checked for missed notes
         self.reported: set[int] = set()  # notes reported missed (once each per pass)
         self.event = 0  # the follower's event at the last press
@@ -91,9 +92,10 @@ class Matcher:
         if step.jumped_from is not None:
             self.jump_to(c)
         elif c < self.event:
-            # the follower stepped back: the presses that took it ahead took notes that
-            # are still to come
-            self._forget_from(c)
+            # the follower stepped back: the presses that took it ahead took notes that are
+            # still to come; what was played while it was here or before stays played
+            first = self.score.events[c].notes[0]
+            self._forget(lambda k: k >= first and self.taken_at.get(k, c) > c)
             self.final_upto = min(self.final_upto, c)
         self.event = c
         note = self._nearest(c, pitch, t, step)
@@ -108,6 +110,7 @@ class Matcher:
             due = self._due(self.score.notes[note].onset_q, step)
             self.played.update(same)
             self.struck.update((k, (t, due)) for k in same)
+            self.taken_at.update((k, c) for k in same)
         else:
             near = self.params.near_semitones
             for e in (c, c + 1):
@@ -116,7 +119,9 @@ class Matcher:
                     break
             verdict = "wrong_pitch" if intended is not None else "extra"
             if intended is not None:
-                self.attempted.update(self.unison.get(intended, (intended,)))
+                same = self.unison.get(intended, (intended,))
+                self.attempted.update(same)
+                self.taken_at.update((k, c) for k in same)
 
         timing_s = timing = None
         if note is not None and step.timed:
@@ -136,8 +141,8 @@ class Matcher:
 
     def jump_to(self, event: int) -> None:
         """The player was moved to ``event``: what lies between is neither played nor missed."""
-        self._forget_from(event)
         first = self.score.events[event].notes[0]
+        self._forget(lambda k: k >= first)  # after a jump back they are played again
         self.reported = {k for k in self.reported if k < first}  # a new pass from here
         self.final_upto = event
 
@@ -213,9 +218,9 @@ class Matcher:
             return None
         return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
 
-    def _forget_from(self, event: int) -> None:
-        """After a jump back the player will play these notes again."""
-        first = self.score.events[event].notes[0]
-        self.played = {k for k in self.played if k < first}
-        self.attempted = {k for k in self.attempted if k < first}
-        self.struck = {k: v for k, v in self.struck.items() if k < first}
+    def _forget(self, gone) -> None:
+        """Notes for which ``gone(k)`` holds are to be played again."""
+        self.played = {k for k in self.played if not gone(k)}
+        self.attempted = {k for k in self.attempted if not gone(k)}
+        self.struck = {k: v for k, v in self.struck.items() if not gone(k)}
+        self.taken_at = {k: v for k, v in self.taken_at.items() if not gone(k)}
