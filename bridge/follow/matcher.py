@@ -76,6 +76,7 @@ class Matcher:
         self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
         self.taken_at: dict[int, int] = {}  # the follower's event when a press took the note
+        self.heard: set[int] = set()  # played before a step back freed them: never missed
         self.final_upto = 0  # events before this were checked for missed notes
         self.reported: set[int] = set()  # notes reported missed (once each per pass)
         self.event = 0  # the follower's event at the last press
@@ -93,9 +94,11 @@ class Matcher:
             self.jump_to(c)
         elif c < self.event:
             # the follower stepped back: the presses that took it ahead took notes that are
-            # still to come; what was played while it was here or before stays played
+            # still to come, so everything from here on may be taken again; what was played
+            # while it was here or before was played all the same and is not reported missed
             first = self.score.events[c].notes[0]
-            self._forget(lambda k: k >= first and self.taken_at.get(k, c) > c)
+            self.heard.update(k for k, e in self.taken_at.items() if k >= first and e <= c)
+            self._forget(lambda k: k >= first)
             self.final_upto = min(self.final_upto, c)
         self.event = c
         note = self._nearest(c, pitch, t, step)
@@ -144,6 +147,7 @@ class Matcher:
         first = self.score.events[event].notes[0]
         self._forget(lambda k: k >= first)  # after a jump back they are played again
         self.reported = {k for k in self.reported if k < first}  # a new pass from here
+        self.heard = {k for k in self.heard if k < first}
         self.final_upto = event
 
     def finish(self, last_event: int) -> tuple[int, ...]:
@@ -157,7 +161,7 @@ class Matcher:
             k
             for e in range(self.final_upto, min(upto, len(ev)))
             for k in ev[e].notes
-            if k not in self.played and k not in self.attempted and k not in self.reported
+            if k not in self.played and k not in self.attempted and k not in self.reported and k not in self.heard
         )
         self.reported.update(missed)
         self.final_upto = max(self.final_upto, upto)
