@@ -98,7 +98,7 @@ class Matcher:
             # while it was here or before was played all the same and is not reported missed
             first = self.score.events[c].notes[0]
             self.heard.update(k for k, e in self.taken_at.items() if k >= first and e <= c)
-            self._forget(lambda k: k >= first)
+            self._forget_from(c)
             self.final_upto = min(self.final_upto, c)
         self.event = c
         note = self._nearest(c, pitch, t, step)
@@ -144,8 +144,8 @@ class Matcher:
 
     def jump_to(self, event: int) -> None:
         """The player was moved to ``event``: what lies between is neither played nor missed."""
+        self._forget_from(event)
         first = self.score.events[event].notes[0]
-        self._forget(lambda k: k >= first)  # after a jump back they are played again
         self.reported = {k for k in self.reported if k < first}  # a new pass from here
         self.heard = {k for k in self.heard if k < first}
         self.final_upto = event
@@ -222,9 +222,10 @@ class Matcher:
             return None
         return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
 
-    def _forget(self, gone) -> None:
-        """Notes for which ``gone(k)`` holds are to be played again."""
-        self.played = {k for k in self.played if not gone(k)}
-        self.attempted = {k for k in self.attempted if not gone(k)}
-        self.struck = {k: v for k, v in self.struck.items() if not gone(k)}
-        self.taken_at = {k: v for k, v in self.taken_at.items() if not gone(k)}
+    def _forget_from(self, event: int) -> None:
+        """The notes from ``event`` on are to be played again."""
+        first = self.score.events[event].notes[0]
+        self.played = {k for k in self.played if k < first}
+        self.attempted = {k for k in self.attempted if k < first}
+        self.struck = {k: v for k, v in self.struck.items() if k < first}
+        self.taken_at = {k: v for k, v in self.taken_at.items() if k < first}
