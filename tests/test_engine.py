@@ -121,6 +121,37 @@ def test_a_step_ahead_and_back_keeps_the_notes_played_before_it(tmp_path):
     assert pitches[60] not in missed and pitches[67] not in missed and pitches[72] not in missed
 
 
+def test_a_note_played_early_stays_played_when_the_follower_steps_back(tmp_path):
+    """The bass of a chord struck before the run-up to it (Schubert D 935/1, bar 1): the
+    follower puts the player at the chord, steps back for the run-up and comes to the chord
+    again. The bass was played; no later press takes it; it is not reported missed."""
+    import music21
+
+    from bridge.follow.follower import FollowerStep
+    from bridge.follow.matcher import Matcher
+
+    part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
+    m = music21.stream.Measure(number=1)
+    m.append([music21.note.Note(p, quarterLength=1) for p in ("E4", "G4")])
+    m.append(music21.chord.Chord(["C3", "C5"], quarterLength=2))
+    part.append(m)
+    path = tmp_path / "early.musicxml"
+    music21.stream.Score([part]).write("musicxml", fp=str(path))
+    score = load_score(path)
+    assert [e.pitches for e in score.events] == [(64,), (67,), (48, 72)]
+    matcher = Matcher(score)
+
+    def at(event: int, t: float):
+        return FollowerStep(event, False, 0.9, 0.5, None, score.events[event].onset_q, t, True)
+
+    presses = [(2, 48, 0.0), (0, 64, 0.05), (1, 67, 0.5), (2, 72, 1.0)]
+    missed = []
+    for event, pitch, t in presses:
+        missed += matcher.judge(at(event, t), pitch, t, 64).missed
+    missed += matcher.finish(2)
+    assert missed == []
+
+
 def test_pedals_releases_and_all_notes_off():
     score = load_score(bundled("chorale"))
     e = Engine(score)

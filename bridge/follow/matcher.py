@@ -75,8 +75,7 @@ class Matcher:
         # when each played note was struck and when the tempo said it was due
         self.struck: dict[int, tuple[float, float]] = {}
         self.attempted: set[int] = set()
-        self.taken_at: dict[int, int] = {}  # the follower's event when a press took the note
-        self.heard: set[int] = set()  # played before a step back freed them: never missed
+        self.heard: set[int] = set()  # taken before a step back freed them: never missed
         self.final_upto = 0  # events before this were checked for missed notes
         self.reported: set[int] = set()  # notes reported missed (once each per pass)
         self.event = 0  # the follower's event at the last press
@@ -94,10 +93,11 @@ class Matcher:
             self.jump_to(c)
         elif c < self.event:
             # the follower stepped back: the presses that took it ahead took notes that are
-            # still to come, so everything from here on may be taken again; what was played
-            # while it was here or before was played all the same and is not reported missed
+            # still to come, so everything from here on may be taken again; but a note a
+            # press took was most likely played (early, or before the step back), so it is
+            # not reported missed if no later press takes it
             first = self.score.events[c].notes[0]
-            self.heard.update(k for k, e in self.taken_at.items() if k >= first and e <= c)
+            self.heard.update(k for k in self.played | self.attempted if k >= first)
             self._forget_from(c)
             self.final_upto = min(self.final_upto, c)
         self.event = c
@@ -113,7 +113,6 @@ class Matcher:
             due = self._due(self.score.notes[note].onset_q, step)
             self.played.update(same)
             self.struck.update((k, (t, due)) for k in same)
-            self.taken_at.update((k, c) for k in same)
         else:
             near = self.params.near_semitones
             for e in (c, c + 1):
@@ -124,7 +123,6 @@ class Matcher:
             if intended is not None:
                 same = self.unison.get(intended, (intended,))
                 self.attempted.update(same)
-                self.taken_at.update((k, c) for k in same)
 
         timing_s = timing = None
         if note is not None and step.timed:
@@ -228,4 +226,3 @@ class Matcher:
         self.played = {k for k in self.played if k < first}
         self.attempted = {k for k in self.attempted if k < first}
         self.struck = {k: v for k, v in self.struck.items() if k < first}
-        self.taken_at = {k: v for k, v in self.taken_at.items() if k < first}
