@@ -122,7 +122,7 @@ def test_a_step_ahead_and_back_keeps_the_notes_played_before_it(tmp_path):
 
 
 def test_a_note_played_early_stays_played_when_the_follower_steps_back(tmp_path):
-    """The bass of a chord struck before the run-up to it (Schubert D 935/1, bar 1): the
+    """The bass of a chord struck before the run-up to it (Schubert D 935/1, bars 1-2): the
     follower puts the player at the chord, steps back for the run-up and comes to the chord
     again. The bass was played; no later press takes it; it is not reported missed."""
     import music21
