@@ -86,14 +86,25 @@ def test_one_press_plays_both_voices_of_a_unison(tmp_path):
     assert len(on_beat) == 16 and all(n.duration_q == 2 for n in on_beat)
 
 
+def _missed_after(score, presses: list[tuple[int, int, float]], last_event: int) -> list[int]:
+    """Drive a matcher by hand: each press (follower's event, pitch, t); the notes it reports
+    missed, up to ``last_event`` at the end."""
+    from bridge.follow.follower import FollowerStep
+    from bridge.follow.matcher import Matcher
+
+    matcher = Matcher(score)
+    missed = []
+    for event, pitch, t in presses:
+        step = FollowerStep(event, False, 0.9, 0.5, None, score.events[event].onset_q, t, True)
+        missed += matcher.judge(step, pitch, t, 64).missed
+    return missed + list(matcher.finish(last_event))
+
+
 def test_a_step_ahead_and_back_keeps_the_notes_played_before_it(tmp_path):
     """A chord's third note is also the next event's: the follower takes it ahead, the chord's
     fourth note brings it back. The chord's notes played before the step ahead stay played;
     only what the step ahead took is free again (it was reported missed before)."""
     import music21
-
-    from bridge.follow.follower import FollowerStep
-    from bridge.follow.matcher import Matcher
 
     part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
     m = music21.stream.Measure(number=1)
@@ -107,16 +118,8 @@ def test_a_step_ahead_and_back_keeps_the_notes_played_before_it(tmp_path):
     music21.stream.Score([part]).write("musicxml", fp=str(path))
     score = load_score(path)
     assert [e.pitches for e in score.events] == [(60, 64, 67, 72), (64,), (67,), (60,)]
-    matcher = Matcher(score)
-
-    def at(event: int, t: float):
-        return FollowerStep(event, False, 0.9, 0.5, None, score.events[event].onset_q, t, True)
-
     presses = [(0, 60, 0.0), (0, 67, 0.01), (1, 64, 0.02), (0, 72, 0.03), (1, 64, 1.0), (2, 67, 1.5), (3, 60, 2.0)]
-    missed = []
-    for event, pitch, t in presses:
-        missed += matcher.judge(at(event, t), pitch, t, 64).missed
-    missed += matcher.finish(3)
+    missed = _missed_after(score, presses, 3)
     pitches = {score.notes[k].pitch: k for k in score.events[0].notes}
     assert pitches[60] not in missed and pitches[67] not in missed and pitches[72] not in missed
 
@@ -127,9 +130,6 @@ def test_a_note_played_early_stays_played_when_the_follower_steps_back(tmp_path)
     again. The bass was played; no later press takes it; it is not reported missed."""
     import music21
 
-    from bridge.follow.follower import FollowerStep
-    from bridge.follow.matcher import Matcher
-
     part = music21.stream.Part([music21.meter.TimeSignature("4/4")])
     m = music21.stream.Measure(number=1)
     m.append([music21.note.Note(p, quarterLength=1) for p in ("E4", "G4")])
@@ -139,17 +139,8 @@ def test_a_note_played_early_stays_played_when_the_follower_steps_back(tmp_path)
     music21.stream.Score([part]).write("musicxml", fp=str(path))
     score = load_score(path)
     assert [e.pitches for e in score.events] == [(64,), (67,), (48, 72)]
-    matcher = Matcher(score)
-
-    def at(event: int, t: float):
-        return FollowerStep(event, False, 0.9, 0.5, None, score.events[event].onset_q, t, True)
-
     presses = [(2, 48, 0.0), (0, 64, 0.05), (1, 67, 0.5), (2, 72, 1.0)]
-    missed = []
-    for event, pitch, t in presses:
-        missed += matcher.judge(at(event, t), pitch, t, 64).missed
-    missed += matcher.finish(2)
-    assert missed == []
+    assert _missed_after(score, presses, 2) == []
 
 
 def test_pedals_releases_and_all_notes_off():

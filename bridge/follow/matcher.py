@@ -96,9 +96,7 @@ class Matcher:
             # still to come, so everything from here on may be taken again; but a note a
             # press took was most likely played (early, or before the step back), so it is
             # not reported missed if no later press takes it
-            first = self.score.events[c].notes[0]
-            self.heard.update(k for k in self.played | self.attempted if k >= first)
-            self._forget_from(c)
+            self.heard |= self._forget_from(c)
             self.final_upto = min(self.final_upto, c)
         self.event = c
         note = self._nearest(c, pitch, t, step)
@@ -220,9 +218,11 @@ class Matcher:
             return None
         return min(cands, key=lambda k: abs(self.score.notes[k].pitch - closest_to))
 
-    def _forget_from(self, event: int) -> None:
-        """The notes from ``event`` on are to be played again."""
+    def _forget_from(self, event: int) -> set[int]:
+        """The notes from ``event`` on are to be played again; returns those a press had taken."""
         first = self.score.events[event].notes[0]
-        self.played = {k for k in self.played if k < first}
-        self.attempted = {k for k in self.attempted if k < first}
+        freed = {k for k in self.played | self.attempted if k >= first}
+        self.played -= freed
+        self.attempted -= freed
         self.struck = {k: v for k, v in self.struck.items() if k < first}
+        return freed
