@@ -30,7 +30,8 @@ def read_performance(path: str | os.PathLike) -> list[InputEvent]:
     # what mido raises for a damaged file: its own checks (OSError), a short read (EOFError),
     # and meta messages of the wrong length or content
     except (OSError, EOFError, ValueError, KeyError, IndexError, mido.KeySignatureError) as e:
-        raise UserError(f"not a readable MIDI file: {p} ({e or type(e).__name__})") from None
+        reason = "the file ends too soon" if isinstance(e, EOFError) else str(e) or type(e).__name__
+        raise UserError(f"not a readable MIDI file: {p} ({reason})") from None
     if mid.type != 0 and mid.type != 1:
         kind = "type 2 MIDI files (independent sequences) are" if mid.type == 2 else f"MIDI file type {mid.type} is"
         raise UserError(f"{kind} not supported: {p}")

@@ -95,7 +95,7 @@ def bad_files(tmp: Path) -> dict[str, Path]:
         ("text.musicxml", None, "not a readable MusicXML"),
         ("cut.musicxml", None, "not a readable MusicXML"),
         (None, "not.mid", "not a readable MIDI"),
-        (None, "cut.mid", "not a readable MIDI"),
+        (None, "cut.mid", "(the file ends too soon)"),
         (None, "missing.mid", "not found"),
     ],
 )

@@ -1,5 +1,5 @@
-"""`pianobridge train`: train the fingering or hand-separation network on PIG, or the
-audio note detector on rendered (n)ASAP performances."""
+"""`pianobridge train`: train the fingering or hand-separation network on PIG, the
+audio note detector on rendered (n)ASAP performances, or the expression model on (n)ASAP."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ from bridge.cli.common import positive
 def add_parser(sub) -> None:
     tr = sub.add_parser(
         "train",
-        help="train the fingering, hand-separation or audio note-detection network",
+        help="train the fingering, hand-separation, audio note-detection or expression network",
         description="fingering, hands: trains on PIG pieces 031-150 (001-030 are the test split and are never "
         "read) and writes numpy weights that `pianobridge fingering` loads. audio: renders the (n)ASAP "
         "performances under DATA (as benchmarks/asap_wide.py lays them out; nasap-dev's pieces are left out) "
         "with FluidSynth and trains the note detector, written as ONNX (see docs/audio.md); audio-gate: renders "
         "the performances after the network's first --pieces (default 120) and trains the detector's gate "
-        "(model/audio_gate.npz). Needs torch.",
+        "(model/audio_gate.npz). expression: trains the expression ensemble on every (n)ASAP piece "
+        "the exclusion list allows and writes model/expression.npz (see docs/expression.md). Needs torch.",
     )
     tr.add_argument("task", choices=("fingering", "hands", "audio", "audio-gate", "expression"))
     tr.add_argument(
         "pig",
         metavar="DATA",
-        help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles); for audio, the asap-wide folder",
+        help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles); for audio, the asap-wide "
+        "folder; for expression, the (n)ASAP checkout or its git directory",
     )
     tr.add_argument("--out", help="weights file (default: model/TASK.npz; model/audio.onnx, model/audio_gate.npz)")
     tr.add_argument("--members", type=positive(int), default=None, help="networks in the ensemble")
