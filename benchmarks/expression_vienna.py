@@ -128,7 +128,7 @@ def plot(piece, feats, mf, score, ids, png) -> None:
         a2.plot(uq[:-1], 60 / np.maximum(f[1], 1e-3), color="0.75", lw=0.6)
     mean_v = np.mean([[np.mean(f[0][oq == u]) for u in uq] for f in feats], axis=0)
     a1.plot(uq, mean_v, color="k", lw=1.5, label="mean of the 22")
-    a1.plot(uq, [np.mean(mf[0][oq == u]) for u in uq], color="C1", lw=1.5, label="model (central, z = 0)")
+    a1.plot(uq, [np.mean(mf[0][oq == u]) for u in uq], color="C1", lw=1.5, label="model (central rendition)")
     a2.plot(uq[:-1], 60 / np.maximum(np.mean([f[1] for f in feats], axis=0), 1e-3), color="k", lw=1.5)
     # r ignores the overall tempo: the model's curve is drawn at the pianists' median tempo
     scale = np.median(np.concatenate([f[1] for f in feats])) / np.median(mf[1])

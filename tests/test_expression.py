@@ -284,6 +284,51 @@ def test_numpy_forward_matches_torch(tmp_path):
         assert np.allclose(tc.numpy(), npnet.critic(inp.feats[:nb], perf), atol=2e-4)
 
 
+def test_within_covariance_is_the_spread_around_each_group_s_own_mean():
+    from bridge.expression.calibrate import within_covariance
+
+    rng = np.random.default_rng(0)
+    # groups far apart (the passages differ), inside each a spread of 0.3 and 0.1
+    groups = np.repeat(np.arange(400), 5)
+    mus = rng.normal(0, 3, (400, 2))[groups] + rng.normal(0, 1, (2000, 2)) * [0.3, 0.1]
+    cov = within_covariance(mus, groups)
+    assert np.allclose(np.sqrt(np.diag(cov)), [0.3, 0.1], rtol=0.05)
+    assert abs(cov[0, 1]) < 0.005
+
+
+def test_renditions_play_the_fitted_styles(tmp_path):
+    """The central rendition plays each member's centre of styles; drawn ones are spread by
+    the fitted covariance; weights without a fitted style draw from N(0, I) as before."""
+    torch = pytest.importorskip("torch")
+    from bridge.expression.calibrate import write_recipe_entry
+    from bridge.expression.model import ExpressionNet
+    from bridge.expression.render import render
+    from bridge.expression.train import DEFAULT_RECIPE, export
+
+    torch.manual_seed(2)
+    net = ExpressionNet(N_FEATURES, DEFAULT_RECIPE["model"])
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    export(net, None, DEFAULT_RECIPE, tmp_path / "w.npz", {})
+    score = load_score(bundled("minuet"))
+    plain = ExpressionNetwork.load(tmp_path / "w.npz")
+    assert np.allclose(render(score, plain).onset_s, render(score, plain, np.zeros(plain.z_dim)).onset_s)
+    old = interpretations(score, plain, seed=4, samples=1)[0]
+    z = np.random.default_rng(4).standard_normal(plain.z_dim)
+    assert np.allclose(old.onset_s, render(score, plain, z).onset_s)
+    centre = np.linspace(-1, 1, plain.z_dim)
+    write_recipe_entry(
+        tmp_path / "w.npz", "style", [{"mean": centre.tolist(), "cov": (np.eye(plain.z_dim) * 1e-12).tolist()}]
+    )
+    fitted = ExpressionNetwork.load(tmp_path / "w.npz")
+    central = render(score, fitted)
+    assert np.allclose(central.onset_s, render(score, plain, centre).onset_s)
+    assert not np.allclose(central.onset_s, render(score, plain).onset_s)
+    for drawn in interpretations(score, fitted, seed=1, samples=2):  # no spread: the centre itself
+        assert np.allclose(drawn.onset_s, central.onset_s, atol=1e-4)
+
+
 @needs_weights
 def test_shipped_weights_match_their_torch_model():
     torch = pytest.importorskip("torch")
@@ -491,6 +536,11 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
         assert [m["processes"] for m in best["members"]] == [2] * members
     cal = net.recipe["calibration"]  # measured on the validation performance after training
     assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
+    # the styles of the training pieces' two performances, one distribution per member
+    assert len(net.recipe["style"]) == members
+    for k in range(members):
+        mean, cov = net.style(k)
+        assert mean.shape == (net.z_dim,) and np.all(np.linalg.eigvalsh(cov) > 0)
 
 
 @needs_exclude

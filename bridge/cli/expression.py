@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
     rd.add_argument("score", help="MusicXML (.musicxml, .xml, .mxl)")
     rd.add_argument("--csv", help="rows note_id,pass,velocity,onset_s,duration_s (one per unfolded score note)")
     rd.add_argument("--midi", help="the rendition as a MIDI file")
-    rd.add_argument("--seed", type=int, help="draw the style vector with this seed (default: the central rendition)")
+    rd.add_argument(
+        "--seed",
+        type=int,
+        help="draw the style vector with this seed from the styles pianists differ by (default: the central rendition)",
+    )
     rd.add_argument(
         "--samples", type=positive(int), default=1, help="interpretations to write (OUT-1, OUT-2, ... when above 1)"
     )

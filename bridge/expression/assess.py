@@ -10,7 +10,8 @@ The core API for live use takes time and notes as arguments and never reads a cl
 ``played`` maps score note index -> (onset_s, offset_s or None, velocity) for the notes
 played so far (those before phrase ``k`` are the context: they enter the model through its
 performance stream, so the expectation follows this player's level and tempo). The expected
-range of each statistic is the central rendition's value (z = 0) widened by how far human
+range of each statistic is the model's value (z = 0 with the player's past, as training fuses
+a performance) widened by how far human
 phrases fall from it on the validation split (:mod:`bridge.expression.calibrate`); the critic
 gives the realism score, and ``agreement`` how closely the player follows the central rendition.
 :func:`assess_performance` does the same for a whole MIDI file, aligned to the score by the
@@ -337,7 +338,7 @@ def played_curves(a: Assessor, played: dict) -> dict:
         on[i], vel[i] = o, v
         off[i] = np.nan if f is None else f
     got = played_targets(t, inp.onset_q, inp.duration_q, inp.grace, on, off, vel)
-    ob, on_ = a.net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, np.zeros(a.net.z_dim, np.float32))
+    ob, on_ = a.net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, a.net.centres())
     mv = Scale.VEL_MID + Scale.VEL_STEP * (ob[inp.beat, 1] + on_[:, 0])
     ok = ~np.isnan(vel)
     cnt = np.bincount(inp.beat[ok], minlength=t.n_beats)

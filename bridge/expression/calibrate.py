@@ -1,4 +1,8 @@
-"""Calibrate the assessment's expected ranges on the validation split (numpy; after training).
+"""After training (numpy): the assessment's expected ranges, and the distribution of styles.
+
+:func:`fit_style` measures how pianists of one piece differ in style (on the training split)
+so that drawn interpretations vary as much as real ones, and places the central rendition
+at the centre of the styles (see its docstring).
 
 The central rendition is a mean: its phrases are smoother than any pianist's. How far real
 phrases fall from it is measured here, on the validation performances (never trained on):
@@ -15,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.errors import UserError
 from bridge.expression.assess import RATIO_STATS, Assessor
-from bridge.expression.data import Performance, Piece
-from bridge.expression.network import ExpressionNetwork
+from bridge.expression.data import Performance, Piece, chunk_arrays, usable
+from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import Inputs
 
 PHRASES_PER_PERFORMANCE = 12
@@ -74,12 +79,78 @@ def calibrate(
         key: [round(float(np.percentile(v, 10)), 4), round(float(np.percentile(v, 90)), 4)] for key, v in res.items()
     }
     cal["phrases"] = len(res.get("level", []))
+    write_recipe_entry(weights, "calibration", cal)
+    return cal
+
+
+def within_covariance(mus: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Covariance of the rows of ``mus`` around their own group's mean (pooled over groups,
+    each group's mean costing one degree of freedom); groups of one row add nothing."""
+    dev, dof = [], 0
+    for g in np.unique(groups):
+        m = mus[groups == g]
+        dev.append(m - m.mean(0))
+        dof += len(m) - 1
+    d = np.concatenate(dev)
+    return d.T @ d / max(dof, 1)
+
+
+def fit_style(
+    weights: Path, pieces: list[Piece], perfs: list[Performance], train: list[int], chunk_beats: int
+) -> list[dict[str, list]]:
+    """Fit each member's distribution of styles and write it into ``weights`` (``style``).
+
+    The style vector of a passage's performance is its posterior mean; what varies between
+    pianists is how the posterior means of one passage differ across its performances. Over
+    the training pieces with two performances or more, in passages of ``chunk_beats`` beats
+    (as training draws them): the mean of all posterior means (the centre, which the central
+    rendition plays), and the covariance of each performance around its passage's mean plus
+    the mean posterior variance (the law of total variance). A style drawn from N(0, I)
+    instead varies the pace about three times as much as 22 pianists of one piece do."""
+    net = ExpressionNetwork.load(weights)
+    by_piece: dict[int, list[int]] = {}
+    for k in train:
+        by_piece.setdefault(perfs[k].piece, []).append(k)
+    rows: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(net.members)]
+    groups: list[int] = []
+    for p, ks in sorted(by_piece.items()):
+        if len(ks) < 2:
+            continue
+        piece = pieces[p]
+        nb = piece.tree.n_beats
+        for b0 in range(0, max(nb - chunk_beats, 0) + 1, chunk_beats):
+            chunks = [chunk_arrays(piece, perfs[k], b0, min(b0 + chunk_beats, nb)) for k in ks]
+            chunks = [c for c in chunks if usable(c)]
+            if len(chunks) < 2:
+                continue
+            x, beat, beat_bar, bar_phr = chunks[0][:4]
+            nbc = int(beat.max()) + 1
+            for m, (_, b) in enumerate(net.encode_score(x, beat, beat_bar, bar_phr)):
+                for c in chunks:
+                    vel, dev, art, _, played, _, lsp, _ = c[4:]
+                    real = perf_beat_features(vel, dev, art, lsp, x[:, 0], beat, nbc, played)
+                    rows[m].append(net.posterior(m, b, real))
+            groups.extend([len(groups)] * len(chunks))
+    if not groups:
+        raise UserError("no training piece has two performances: the styles cannot be fitted")
+    style = []
+    for member in rows:
+        mus = np.array([mu for mu, _ in member])
+        var = np.exp(np.array([lv for _, lv in member])).mean(0)
+        cov = within_covariance(mus, np.array(groups)) + np.diag(var)
+        style.append({"mean": np.round(mus.mean(0), 5).tolist(), "cov": np.round(cov, 6).tolist(),
+                      "passages": len(set(groups)), "performances": len(member)})  # fmt: skip
+    write_recipe_entry(weights, "style", style)
+    return style
+
+
+def write_recipe_entry(weights: Path, key: str, value) -> None:
+    """Set ``recipe[key]`` in a weights file (written whole, then moved into place)."""
     with np.load(weights, allow_pickle=False) as z:
         arrays = {name: z[name] for name in z.files}
     recipe = json.loads(str(arrays["recipe"]))
-    recipe["calibration"] = cal
+    recipe[key] = value
     arrays["recipe"] = np.array(json.dumps(recipe))
     tmp = weights.with_name(weights.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(weights)
-    return cal

@@ -26,6 +26,7 @@ import numpy as np
 from bridge import asap
 from bridge.errors import UserError
 from bridge.expression.features import Tree, note_features, phrase_tree, played_targets
+from bridge.expression.network import Scale
 from bridge.musicxml import parse_score
 from bridge.score import Score
 
@@ -72,6 +73,38 @@ class Piece:
     tree: Tree
     duration_q: np.ndarray  # (N,)
     onset_q: np.ndarray  # (N,)
+
+
+def chunk_arrays(piece: Piece, perf: Performance, b0: int, b1: int) -> tuple[np.ndarray, ...]:
+    """The notes of beats [b0, b1) of a performance, beats, bars and phrases numbered from 0,
+    targets in network units and free of nan (with masks): x, beat, beat_bar, bar_phr,
+    velocity, timing deviation, articulation, pedal, played, articulation known, log seconds
+    per quarter per beat (unknown beats filled with the chunk's mean), tempo known."""
+    t = piece.tree
+    sel = np.flatnonzero((t.beat >= b0) & (t.beat < b1))
+    beat = t.beat[sel] - b0
+    bars, beat_bar = np.unique(t.beat_measure[b0:b1], return_inverse=True)
+    _, bar_phr = np.unique(t.measure_phrase[bars], return_inverse=True)
+    vel = (perf.velocity[sel] - Scale.VEL_MID) / Scale.VEL_STEP
+    played = ~np.isnan(vel)
+    art = perf.art[sel]
+    lsp = (perf.log_spq[b0:b1] - Scale.SPQ_MID) / Scale.SPQ_STEP
+    spq_ok = ~np.isnan(lsp)
+    fill = np.nanmean(lsp) if spq_ok.any() else 0.0
+
+    def f(a):
+        return np.nan_to_num(a, nan=0.0).astype(np.float32)
+
+    return (
+        piece.feats[sel].astype(np.float32), beat, beat_bar, bar_phr, f(vel), f(perf.dev[sel] * Scale.DEV),
+        f(art), f(perf.pedal[sel]), f(played), f(~np.isnan(art)), np.where(spq_ok, lsp, fill).astype(np.float32),
+        f(spq_ok),
+    )  # fmt: skip
+
+
+def usable(chunk: tuple[np.ndarray, ...]) -> bool:
+    """A chunk with enough played notes and timed beats to learn from."""
+    return chunk[8].sum() >= 8 and chunk[11].sum() >= 4
 
 
 def read_midi(data: bytes) -> tuple[np.ndarray, np.ndarray]:

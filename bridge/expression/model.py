@@ -8,8 +8,8 @@ A hierarchical attention encoder over the score, after VirtuosoNet's HAN:
     phrases-- attention pooling of their bars, windowed self-attention over phrases
 
 Each beat gets its bar and phrase back, plus a style vector ``z`` (a CVAE: an encoder
-sees the performance in training, the prior N(0, I) is used at inference; ``z = 0`` is the
-central interpretation). The performance so far can enter at the beat level through gated,
+sees the performance in training; at inference the styles fitted after training,
+:func:`bridge.expression.calibrate.fit_style`, whose centre is the central interpretation). The performance so far can enter at the beat level through gated,
 causal cross-attention (``perf``); without it that block is skipped, so the model runs
 unchanged. Heads: per beat log seconds per quarter and a loudness trend; per note the
 velocity deviation from that trend, the timing deviation inside the beat, articulation and

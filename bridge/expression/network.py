@@ -175,11 +175,13 @@ class ExpressionNetwork:
 
     def forward(self, x, beat, beat_bar, bar_phr, z, perf_beat=None, perf_ok=None, enc=None, notes=None, member=None):
         """(B, 2) beat and (N, 4) note outputs in network units, as the torch model; ``notes``
-        (indices) limits the note outputs to those notes. ``member`` None averages the
+        (indices) limits the note outputs to those notes. ``z`` is one style vector for every
+        member, or one row per member (see :meth:`centres`). ``member`` None averages the
         members' outputs; an index takes that member's alone (a drawn interpretation)."""
         ks = range(self.members) if member is None else [member]
+        zs = np.broadcast_to(z, (self.members, self.z_dim))
         outs = [
-            self._forward(self.generators[k], x, beat, beat_bar, bar_phr, z, perf_beat, perf_ok,
+            self._forward(self.generators[k], x, beat, beat_bar, bar_phr, zs[k], perf_beat, perf_ok,
                           None if enc is None else enc[k], notes)
             for k in ks
         ]  # fmt: skip
@@ -202,6 +204,32 @@ class ExpressionNetwork:
         n = gelu(linear(np.concatenate([h, b[beat]], 1), w, g + "note_f1"))
         out_n = linear(linear(n, w, g + "note_f2") + h, w, g + "note_out")
         return out_b, out_n
+
+    def posterior(self, k: int, beat_enc: np.ndarray, perf_beat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Member ``k``'s style posterior (mean, log variance) for a performance of a passage,
+        from the passage's beat encoding (``encode_score``) and the performance's beat features."""
+        g = self.generators[k]
+        s = gelu(linear(np.concatenate([beat_enc, perf_beat], 1), self.w, g + "enc1")).mean(0)
+        out = linear(s[None, :], self.w, g + "enc2")[0]
+        return out[: self.z_dim], np.clip(out[self.z_dim :], -6.0, 4.0)
+
+    def style(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Member ``k``'s distribution of styles, (mean, covariance): how pianists of one piece
+        differ (fitted after training, :func:`bridge.expression.calibrate.fit_style`); the
+        prior N(0, I) for weights without it."""
+        fitted = self.recipe.get("style")
+        if not fitted:
+            return np.zeros(self.z_dim, np.float32), np.eye(self.z_dim, dtype=np.float32)
+        return np.asarray(fitted[k]["mean"], np.float32), np.asarray(fitted[k]["cov"], np.float32)
+
+    def centres(self) -> np.ndarray:
+        """(members, z_dim): each member's central style, what the central rendition plays."""
+        return np.stack([self.style(k)[0] for k in range(self.members)])
+
+    def draw(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """A style vector for member ``k`` drawn from its distribution of styles."""
+        mean, cov = self.style(k)
+        return (mean + np.linalg.cholesky(cov.astype(np.float64)) @ rng.standard_normal(self.z_dim)).astype(np.float32)
 
     def critic(self, score_beat: np.ndarray, perf_beat: np.ndarray) -> np.ndarray:
         """Realism logit per beat (higher: more like a human performance), the members' mean."""

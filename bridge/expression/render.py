@@ -94,9 +94,9 @@ def decode(inp: Inputs, out_b: np.ndarray, out_n: np.ndarray) -> Rendition:
 
 @single_blas
 def render(score: Score, net: ExpressionNetwork, z: np.ndarray | None = None, inp: Inputs | None = None) -> Rendition:
-    """One interpretation: ``z`` None is the central one (the prior's mean, z = 0)."""
+    """One interpretation: ``z`` None is the central one (each member at the centre of its styles)."""
     inp = inp or score_inputs(score)
-    z = np.zeros(net.z_dim, np.float32) if z is None else z.astype(np.float32)
+    z = net.centres() if z is None else z.astype(np.float32)
     out_b, out_n = net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z)
     return decode(inp, out_b, out_n)
 
@@ -104,8 +104,9 @@ def render(score: Score, net: ExpressionNetwork, z: np.ndarray | None = None, in
 @single_blas
 def interpretations(score: Score, net: ExpressionNetwork, seed: int | None, samples: int) -> list[Rendition]:
     """``samples`` renditions: the central one when no seed is given (then samples must be 1),
-    else style vectors drawn from N(0, I) with that seed. An ensemble's members take turns
-    (sample i is member i mod K): averaging them would average the styles away."""
+    else style vectors drawn with that seed from the styles pianists of one piece differ by
+    (``ExpressionNetwork.draw``). An ensemble's members take turns (sample i is member i mod
+    K): averaging them would average the styles away."""
     inp = score_inputs(score)
     if seed is None and samples == 1:
         return [render(score, net, None, inp)]
@@ -113,8 +114,8 @@ def interpretations(score: Score, net: ExpressionNetwork, seed: int | None, samp
     enc = net.encode_score(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr)
     out = []
     for i in range(samples):
-        z = rng.standard_normal(net.z_dim).astype(np.float32)
         k = i % net.members
+        z = net.draw(k, rng)
         out.append(decode(inp, *net.forward(inp.feats, inp.beat, inp.beat_bar, inp.bar_phr, z, enc=enc, member=k)))
     return out
 

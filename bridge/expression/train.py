@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from bridge.errors import UserError
-from bridge.expression.data import ROOT, Performance, Piece, is_validation, prepare
+from bridge.expression.data import ROOT, Performance, Piece, chunk_arrays, is_validation, prepare, usable
 from bridge.expression.features import N_FEATURES
 from bridge.expression.model import Critic, ExpressionNet, beat_mean, perf_beat_features
 from bridge.expression.network import Scale
@@ -63,28 +63,8 @@ class Chunk:
 
 
 def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
-    """The notes of beats [b0, b1) of a performance with re-numbered beats, bars and phrases."""
-    t = piece.tree
-    sel = np.flatnonzero((t.beat >= b0) & (t.beat < b1))
-    beat = t.beat[sel] - b0
-    bars, beat_bar = np.unique(t.beat_measure[b0:b1], return_inverse=True)
-    _, bar_phr = np.unique(t.measure_phrase[bars], return_inverse=True)
-    vel = (perf.velocity[sel] - Scale.VEL_MID) / Scale.VEL_STEP
-    played = ~np.isnan(vel)
-    art = perf.art[sel]
-    art_ok = ~np.isnan(art)
-    lsp = (perf.log_spq[b0:b1] - Scale.SPQ_MID) / Scale.SPQ_STEP
-    spq_ok = ~np.isnan(lsp)
-    fill = np.nanmean(lsp) if spq_ok.any() else 0.0
-
-    def f(a):
-        return torch.tensor(np.nan_to_num(a, nan=0.0), dtype=torch.float32)
-
-    return Chunk(
-        torch.tensor(piece.feats[sel]), torch.tensor(beat), torch.tensor(beat_bar), torch.tensor(bar_phr),
-        f(vel), f(perf.dev[sel] * Scale.DEV), f(art), f(perf.pedal[sel]), f(played), f(art_ok),
-        torch.tensor(np.where(spq_ok, lsp, fill), dtype=torch.float32), f(spq_ok),
-    )  # fmt: skip
+    """The notes of beats [b0, b1) of a performance as tensors (see `data.chunk_arrays`)."""
+    return Chunk(*(torch.tensor(a) for a in chunk_arrays(piece, perf, b0, b1)))
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -185,9 +165,9 @@ def sample_chunk(pieces, perfs, train, rng: np.random.Generator, chunk_beats: in
         piece = pieces[perf.piece]
         nb = piece.tree.n_beats
         b0 = int(rng.integers(0, max(nb - chunk_beats, 0) + 1))
-        c = make_chunk(piece, perf, b0, min(b0 + chunk_beats, nb))
-        if c.played.sum() >= 8 and c.spq_ok.sum() >= 4:
-            return c
+        arrays = chunk_arrays(piece, perf, b0, min(b0 + chunk_beats, nb))
+        if usable(arrays):
+            return Chunk(*(torch.tensor(a) for a in arrays))
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -431,12 +411,13 @@ def train_command(args) -> int:
     if dist.is_initialized():  # once, after every member: set up again, a group hangs under torchrun
         dist.destroy_process_group()
     if rank0:
-        from bridge.expression.calibrate import calibrate
+        from bridge.expression.calibrate import calibrate, fit_style
 
         pieces, perfs = prepare(Path(args.pig), exclude, cache, progress=False)
-        val = split(pieces, perfs)[1]
+        train_idx, val = split(pieces, perfs)
         if members > 1:
             best = merge_members(parts, out, pieces, perfs, val)
+        fit_style(out, pieces, perfs, train_idx, recipe["chunk_beats"])
         calibrate(out, pieces, perfs, val)
         print(f"pianobridge: expression weights -> {out} (validation: {json.dumps(best)})", file=sys.stderr)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
