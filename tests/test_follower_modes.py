@@ -434,3 +434,36 @@ def test_after_a_restart_on_slow_notes_each_pause_goes_on_from_the_search(tollin
     score, base = tolling_opening
     played, notes, jump_t = jump(score, base, at_q=40.0, to_q=0.0, pause_s=1.5)
     assert_found_within(score, played, notes, jump_t, most=2)
+
+
+@pytest.fixture(scope="module")
+def figure_under_melody(tmp_path_factory):
+    """Free bars, then two bars of one left-hand figure in sixteenths (G and B together, then
+    D) under a melody struck with each G and B, free bars (Haydn's sonata Hob. XVI:50, I,
+    bars 47-48)."""
+    melody = [79, 83, 79, 76, 74, 72, 71, 69, 67, 71, 74, 79, 78, 76, 74, 72]
+    events = [p for bar in FREE[:2] for p in bar]
+    events += [e for m in melody for e in ([(m, 55, 59), 0.25], [62, 0.25])]
+    events += [p for bar in FREE[2:] for p in bar]
+    return write(tmp_path_factory, "figure_under_melody", events)
+
+
+def test_a_step_back_frees_the_notes_the_band_had_taken_there(figure_under_melody):
+    """A loose performance with extra notes: an extra note right after the figure's first
+    melody note takes the left hand's G and B to the next strike and the melody's next
+    note brings the follower back there. The G and B taken there before the follower came
+    back were the first strike's: they are free again (as the matcher frees their notes),
+    and the left hand is on its own strike from the second on (before: they stayed used
+    up, every later G and B moved on to the strike after, and the left hand ran one strike
+    ahead through both bars at confidence up to 0.99 while the melody was called late)."""
+    score = figure_under_melody
+    base = simulate.render(score, seed=68, bpm=100.0, rubato=0.05, jitter_s=0.03, spread_s=0.06)
+    played = simulate.with_mistakes(base, seed=68, extra=0.12, wrong=0.04)
+    notes = verdicts(run(score, played))
+    figure = [
+        (p, v)
+        for p, v in zip(played, notes, strict=True)
+        if p.kind == "score" and 8.5 <= score.notes[p.note].onset_q < 16.0
+    ]
+    assert len(figure) > 40
+    assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in figure)

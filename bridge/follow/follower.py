@@ -344,10 +344,12 @@ class _Tracker:
         entered = fresh or best != self.pos
         if entered:
             self.ref_q, self.ref_t = float(self.m.tq[self.pos]), self.entry_t
-            # back on an earlier event, the pitches the band used up ahead are still to come
-            # (the matcher forgets those notes too): a stray note that took the band ahead
-            # must not use up a pitch of the chord it took it to
-            ahead = best if best < self.pos else best + self.p.band_back
+            # back on an earlier event, the pitches the band used up there and ahead are still
+            # to come, as the matcher forgets those notes too: a stray note that took the band
+            # ahead must not use up a pitch of the chord it took it to, and notes the band took
+            # early on the event it comes back to (in a repeated figure, the strike before's)
+            # must not send the same notes on to the strike after
+            ahead = best - 1 if best < self.pos else best + self.p.band_back
             self.pos, self.entry_t = best, t
             self.played = {j: ps for j, ps in self.played.items() if best - self.p.band_back <= j <= ahead}
             self._set_band()
