@@ -123,12 +123,11 @@ def fit_style(
             chunks = [c for c in chunks if usable(c)]
             if len(chunks) < 2:
                 continue
-            x, beat, beat_bar, bar_phr = chunks[0][:4]
-            nbc = int(beat.max()) + 1
-            for m, (_, b) in enumerate(net.encode_score(x, beat, beat_bar, bar_phr)):
+            c0 = chunks[0]  # the same passage: the score's arrays are every chunk's
+            nbc = int(c0.beat.max()) + 1
+            for m, (_, b) in enumerate(net.encode_score(c0.x, c0.beat, c0.beat_bar, c0.bar_phr)):
                 for c in chunks:
-                    vel, dev, art, _, played, _, lsp, _ = c[4:]
-                    real = perf_beat_features(vel, dev, art, lsp, x[:, 0], beat, nbc, played)
+                    real = perf_beat_features(c.vel, c.dev, c.art, c.log_spq, c0.x[:, 0], c0.beat, nbc, c.played)
                     rows[m].append(net.posterior(m, b, real))
             groups.extend([len(groups)] * len(chunks))
     if not groups:

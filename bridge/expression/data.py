@@ -20,6 +20,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,11 +76,26 @@ class Piece:
     onset_q: np.ndarray  # (N,)
 
 
-def chunk_arrays(piece: Piece, perf: Performance, b0: int, b1: int) -> tuple[np.ndarray, ...]:
-    """The notes of beats [b0, b1) of a performance, beats, bars and phrases numbered from 0,
-    targets in network units and free of nan (with masks): x, beat, beat_bar, bar_phr,
-    velocity, timing deviation, articulation, pedal, played, articulation known, log seconds
-    per quarter per beat (unknown beats filled with the chunk's mean), tempo known."""
+class ChunkArrays(NamedTuple):
+    """The notes of some beats of a performance: beats, bars and phrases numbered from 0,
+    targets in network units, free of nan, with masks of what is known."""
+
+    x: np.ndarray  # (N, F) score features
+    beat: np.ndarray
+    beat_bar: np.ndarray
+    bar_phr: np.ndarray
+    vel: np.ndarray  # 0 where not played
+    dev: np.ndarray
+    art: np.ndarray
+    pedal: np.ndarray
+    played: np.ndarray  # 1/0 per note
+    art_ok: np.ndarray
+    log_spq: np.ndarray  # per beat; unknown beats filled with the chunk's mean
+    spq_ok: np.ndarray
+
+
+def chunk_arrays(piece: Piece, perf: Performance, b0: int, b1: int) -> ChunkArrays:
+    """The notes of beats [b0, b1) of a performance."""
     t = piece.tree
     sel = np.flatnonzero((t.beat >= b0) & (t.beat < b1))
     beat = t.beat[sel] - b0
@@ -95,16 +111,16 @@ def chunk_arrays(piece: Piece, perf: Performance, b0: int, b1: int) -> tuple[np.
     def f(a):
         return np.nan_to_num(a, nan=0.0).astype(np.float32)
 
-    return (
+    return ChunkArrays(
         piece.feats[sel].astype(np.float32), beat, beat_bar, bar_phr, f(vel), f(perf.dev[sel] * Scale.DEV),
         f(art), f(perf.pedal[sel]), f(played), f(~np.isnan(art)), np.where(spq_ok, lsp, fill).astype(np.float32),
         f(spq_ok),
     )  # fmt: skip
 
 
-def usable(chunk: tuple[np.ndarray, ...]) -> bool:
+def usable(chunk: ChunkArrays) -> bool:
     """A chunk with enough played notes and timed beats to learn from."""
-    return chunk[8].sum() >= 8 and chunk[11].sum() >= 4
+    return chunk.played.sum() >= 8 and chunk.spq_ok.sum() >= 4
 
 
 def read_midi(data: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from bridge.errors import UserError
-from bridge.expression.data import ROOT, Performance, Piece, chunk_arrays, is_validation, prepare, usable
+from bridge.expression.data import (
+    ROOT,
+    ChunkArrays,
+    Performance,
+    Piece,
+    chunk_arrays,
+    is_validation,
+    prepare,
+    usable,
+)
 from bridge.expression.features import N_FEATURES
 from bridge.expression.model import Critic, ExpressionNet, beat_mean, perf_beat_features
 from bridge.expression.network import Scale
@@ -62,9 +71,13 @@ class Chunk:
     spq_ok: torch.Tensor
 
 
+def tensors(arrays: ChunkArrays) -> Chunk:
+    return Chunk(*(torch.tensor(a) for a in arrays))
+
+
 def make_chunk(piece: Piece, perf: Performance, b0: int, b1: int) -> Chunk:
     """The notes of beats [b0, b1) of a performance as tensors (see `data.chunk_arrays`)."""
-    return Chunk(*(torch.tensor(a) for a in chunk_arrays(piece, perf, b0, b1)))
+    return tensors(chunk_arrays(piece, perf, b0, b1))
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -167,7 +180,7 @@ def sample_chunk(pieces, perfs, train, rng: np.random.Generator, chunk_beats: in
         b0 = int(rng.integers(0, max(nb - chunk_beats, 0) + 1))
         arrays = chunk_arrays(piece, perf, b0, min(b0 + chunk_beats, nb))
         if usable(arrays):
-            return Chunk(*(torch.tensor(a) for a in arrays))
+            return tensors(arrays)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
