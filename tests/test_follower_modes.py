@@ -448,6 +448,19 @@ def figure_under_melody(tmp_path_factory):
     return write(tmp_path_factory, "figure_under_melody", events)
 
 
+def assert_figure_matched(score, played, from_q: float, at_least: int) -> None:
+    """Every note of the figure's score notes played from onset ``from_q`` on (at least
+    ``at_least`` of them) is matched to its own score note."""
+    notes = verdicts(run(score, played))
+    figure = [
+        (p, v)
+        for p, v in zip(played, notes, strict=True)
+        if p.kind == "score" and from_q <= score.notes[p.note].onset_q < 16.0
+    ]
+    assert len(figure) > at_least
+    assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in figure)
+
+
 def test_a_step_back_frees_the_notes_the_band_had_taken_there(figure_under_melody):
     """A loose performance with extra notes: an extra note right after the figure's first
     melody note takes the left hand's G and B to the next strike and the melody's next
@@ -459,11 +472,23 @@ def test_a_step_back_frees_the_notes_the_band_had_taken_there(figure_under_melod
     score = figure_under_melody
     base = simulate.render(score, seed=68, bpm=100.0, rubato=0.05, jitter_s=0.03, spread_s=0.06)
     played = simulate.with_mistakes(base, seed=68, extra=0.12, wrong=0.04)
-    notes = verdicts(run(score, played))
-    figure = [
-        (p, v)
-        for p, v in zip(played, notes, strict=True)
-        if p.kind == "score" and 8.5 <= score.notes[p.note].onset_q < 16.0
+    assert_figure_matched(score, played, from_q=8.5, at_least=40)
+
+
+def test_after_an_unwritten_trill_the_figure_is_found_again_a_strike_behind(figure_under_melody):
+    """An unwritten trill on the figure's first melody note (G, A, G, ... in 75 ms steps): a
+    trill G lands as the melody's next G and takes the band a strike ahead, where the left
+    hand's G and B then fit as well as on their own strike. Only the melody can tell the two
+    apart, and it lies more than two events behind the band. The place a strike behind is
+    timed from its own entry, so it survives while the melody's notes come, and the band is
+    back on the left hand's own strike within a bar (before: the place behind paid the
+    timing floor on every note, and the left hand ran a strike ahead through both bars,
+    41 figure notes matched to the strike after their own)."""
+    score = figure_under_melody
+    base = simulate.render(score, seed=6, bpm=100.0, rubato=0.03, jitter_s=0.01, spread_s=0.02)
+    first = next(p for p in base if score.notes[p.note].onset_q == 8.0 and score.notes[p.note].pitch == 79)
+    trill = [
+        simulate.PlayedNote(first.t + 0.075 * (k + 1), 81 if k % 2 == 0 else 79, 60, 0.075, None, "extra")
+        for k in range(6)
     ]
-    assert len(figure) > 40
-    assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in figure)
+    assert_figure_matched(score, sorted(base + trill, key=lambda p: p.t), from_q=10.0, at_least=30)

@@ -142,6 +142,12 @@ class FollowerParams:
     # they left, this many events in a row, may mean they never left (a slip that fitted
     # elsewhere): confidence no more than twin_confidence while it lasts
     twin_events: int = 8
+    # a place behind the band's own may also be timed from when it was itself entered, at
+    # this weight: in a repeated figure the band can run a strike ahead of the player, and
+    # the strike they are on must survive, timed as they play it, until a note that only it
+    # explains (a melody note the band would call extra) brings the band back. Places ahead
+    # stay timed from the band's event: there a leak must keep paying
+    band_behind: float = 0.3
     tempo_rate: float = 0.2
     tempo_window_s: float = 4.0  # entries older than this (or before a pause or jump) are not used
 
@@ -243,8 +249,8 @@ class _Tracker:
         # expected number of an event's pitches played since it was entered, on the
         # paths that are there: leaving it pays for the rest
         self.filled = np.zeros(model.n)
-        # whole-score search only: when the mass on each event arrived there, so that
-        # each place in a many-peaked belief is timed from its own last event
+        # when the mass on each event arrived there, so that each place in a many-peaked
+        # belief can be timed from its own last event
         self.entered_at = np.zeros(model.n)
         self.lo, self.hi = 0, model.n
         self.pos = 0
@@ -283,8 +289,7 @@ class _Tracker:
         if fresh:
             new = a * em
             filled[:] = 1.0
-            if not self.banded:
-                self.entered_at[lo:hi] = t
+            self.entered_at[lo:hi] = t
         else:
             # move: advance d events, paying for each skipped event, or step back
             unplayed = np.maximum(m.n_pitches[lo:hi] - filled, 0.0)
@@ -300,16 +305,24 @@ class _Tracker:
                 # timing: the time since the source event was entered against its
                 # distance to the target in the score at the running tempo. The band
                 # times every move from the one event it believes in, which keeps a
-                # stray path paying for its timing on every note; the whole-score
-                # search weighs far-apart places, so each is timed from its own event
+                # stray path paying for its timing on every note (places behind it get
+                # `band_behind`); the whole-score search weighs far-apart places, so each
+                # is timed from its own event
+                src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-p.max_advance, 0)[None, :], 0)
+
+                def fit(from_q: np.ndarray | float, since: np.ndarray | float) -> np.ndarray:
+                    expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
+                    r = np.log((since + 0.04) / (expected + 0.04))
+                    return np.exp(-0.5 * (r / sigma) ** 2)
+
                 if self.banded:
-                    from_q, since = m.tq[self.pos], t - self.entry_t
+                    g = fit(m.tq[self.pos], t - self.entry_t)
+                    if p.band_behind > 0.0:
+                        own = p.band_behind * fit(m.tq[src], t - self.entered_at[src])
+                        g = np.where(src < self.pos, np.maximum(g, own), g)
                 else:
-                    src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-p.max_advance, 0)[None, :], 0)
-                    from_q, since = m.tq[src], t - self.entered_at[src]
-                expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
-                r = np.log((since + 0.04) / (expected + 0.04))
-                w *= np.exp(-0.5 * (r / sigma) ** 2) + p.timing_floor
+                    g = fit(m.tq[src], t - self.entered_at[src])
+                w *= g + p.timing_floor
             move = w.sum(axis=1)
             for d, pb in enumerate(p.p_back, start=1):
                 if hi - lo > d:
@@ -319,16 +332,22 @@ class _Tracker:
             for j, ps in self.played.items():
                 if lo <= j < hi and pitch in ps:
                     chord[j - lo] = 0.0
-            since_entry = max(0.0, t - self.entry_t) if self.banded else np.maximum(0.0, t - self.entered_at[lo:hi])
-            g_chord = np.exp(-0.5 * (since_entry / m.spread[lo:hi]) ** 2) + 0.05
+            own_entry = np.maximum(0.0, t - self.entered_at[lo:hi])
+            if self.banded:
+                g_chord = np.exp(-0.5 * (max(0.0, t - self.entry_t) / m.spread[lo:hi]) ** 2)
+                if p.band_behind > 0.0:
+                    g_own = p.band_behind * np.exp(-0.5 * (own_entry / m.spread[lo:hi]) ** 2)
+                    g_chord = np.where(np.arange(lo, hi) < self.pos, np.maximum(g_chord, g_own), g_chord)
+            else:
+                g_chord = np.exp(-0.5 * (own_entry / m.spread[lo:hi]) ** 2)
+            g_chord = g_chord + 0.05
             stay_chord = a * (p.p_chord * g_chord * chord)
             stay = stay_chord + a * (p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
             move *= em
             new = move + stay
             # a move enters with this note; a chord note adds one; an extra note none
             filled[:] = (move + stay_chord + stay * filled) / np.maximum(new, 1e-300)
-            if not self.banded:
-                self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
+            self.entered_at[lo:hi] = np.where(move > stay, t, self.entered_at[lo:hi])
         total = float(new.sum())
         if not total > 0.0:
             new = np.full(hi - lo, 1.0)
