@@ -315,13 +315,9 @@ class _Tracker:
                     r = np.log((since + 0.04) / (expected + 0.04))
                     return np.exp(-0.5 * (r / sigma) ** 2)
 
+                g = fit(m.tq[src], t - self.entered_at[src])
                 if self.banded:
-                    g = fit(m.tq[self.pos], t - self.entry_t)
-                    if p.band_behind > 0.0:
-                        own = p.band_behind * fit(m.tq[src], t - self.entered_at[src])
-                        g = np.where(src < self.pos, np.maximum(g, own), g)
-                else:
-                    g = fit(m.tq[src], t - self.entered_at[src])
+                    g = self._behind(fit(m.tq[self.pos], t - self.entry_t), g, src)
                 w *= g + p.timing_floor
             move = w.sum(axis=1)
             for d, pb in enumerate(p.p_back, start=1):
@@ -332,14 +328,11 @@ class _Tracker:
             for j, ps in self.played.items():
                 if lo <= j < hi and pitch in ps:
                     chord[j - lo] = 0.0
-            own_entry = np.maximum(0.0, t - self.entered_at[lo:hi])
+            # another note of a chord comes within its spread of the chord's entry
+            g_chord = np.exp(-0.5 * (np.maximum(0.0, t - self.entered_at[lo:hi]) / m.spread[lo:hi]) ** 2)
             if self.banded:
-                g_chord = np.exp(-0.5 * (max(0.0, t - self.entry_t) / m.spread[lo:hi]) ** 2)
-                if p.band_behind > 0.0:
-                    g_own = p.band_behind * np.exp(-0.5 * (own_entry / m.spread[lo:hi]) ** 2)
-                    g_chord = np.where(np.arange(lo, hi) < self.pos, np.maximum(g_chord, g_own), g_chord)
-            else:
-                g_chord = np.exp(-0.5 * (own_entry / m.spread[lo:hi]) ** 2)
+                band = np.exp(-0.5 * (max(0.0, t - self.entry_t) / m.spread[lo:hi]) ** 2)
+                g_chord = self._behind(band, g_chord, np.arange(lo, hi))
             g_chord = g_chord + 0.05
             stay_chord = a * (p.p_chord * g_chord * chord)
             stay = stay_chord + a * (p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
@@ -354,6 +347,11 @@ class _Tracker:
             total = 1e-300
         self.alpha[lo:hi] = new / new.sum()
         return total
+
+    def _behind(self, band: np.ndarray, own: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The band's timing fit ``band``; for places behind its event (``at`` before
+        ``pos``) the better of that and ``band_behind`` times the place's own fit ``own``."""
+        return np.where(at < self.pos, np.maximum(band, self.p.band_behind * own), band)
 
     def commit(self, t: float, fresh: bool = False) -> tuple[int, bool]:
         """Move to the best event after an update; returns (event, entered it now).
