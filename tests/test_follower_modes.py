@@ -492,3 +492,54 @@ def test_after_an_unwritten_trill_the_figure_is_found_again_a_strike_behind(figu
         for k in range(6)
     ]
     assert_figure_matched(score, sorted(base + trill, key=lambda p: p.t), from_q=10.0, at_least=30)
+
+
+SLIPPED = [65, 69, 72, 77, 76, 72, 69, 65, 64, 67, 70, 72]  # a three-bar phrase
+ANSWER = [60, 64, 67, 72, 71, 67, 62, 59]  # two bars
+
+
+@pytest.fixture(scope="module")
+def phrase_returns_changed(tmp_path_factory):
+    """Free bars, the answer (bars 5-6), the phrase (bars 7-9), eight free bars, the phrase
+    again with two notes changed (bars 18-20, 44 quarters after the first), the answer
+    (bars 21-22), free bars."""
+    changed = list(SLIPPED)
+    changed[2] = changed[5] = 74
+    free = [p + s for s in (-12, 5) for bar in FREE for p in bar]
+    events = [p for bar in FREE for p in bar] + ANSWER + SLIPPED + free + changed + ANSWER
+    events += [p - 5 for bar in FREE for p in bar]
+    score = write(tmp_path_factory, "phrase_returns_changed", events)
+    return score, simulate.render(score, seed=5, bpm=100.0, rubato=0.0)
+
+
+def test_when_a_search_that_moved_the_player_parts_from_them_they_are_looked_for_where_they_left(
+    phrase_returns_changed,
+):
+    """The player skips two bars into the phrase's return and plays it as it first went
+    (a slip of two notes): the search takes the first phrase, 44 quarters back, and is
+    sure of it by the phrase's end. Then the answer comes, which follows the first phrase
+    nowhere but lies just before it. The next search looks near where carrying on from
+    the place the player left leads as much as near the place the first search sent them,
+    so the answer is taken where it follows the return, and no wrong place is reported
+    with confidence (before: the answer's first bars were taken for bars 5-6, at 1.0,
+    until the notes parted again; Schumann's Arabeske, skip8, 7.9 s to recover)."""
+    score, base = phrase_returns_changed
+    at_q, to_q, answer_q = 60.0, 68.0, 80.0
+    cut = next(i for i, p in enumerate(base) if score.notes[p.note].onset_q == at_q)
+    played, _ = simulate.with_jump(base, score, at=cut / len(base), to_q=to_q, pause_s=0.0)
+    played = [
+        dataclasses.replace(p, pitch=SLIPPED[int(score.notes[p.note].onset_q - to_q)])
+        if to_q <= score.notes[p.note].onset_q < answer_q
+        else p
+        for p in played
+    ]
+    out = run(score, played)
+    notes = verdicts(out)
+    parted_t = next(p.t for p in played if score.notes[p.note].onset_q == answer_q)
+    assert not any(isinstance(o, Jump) and 16.0 <= o.to.onset_q < 24.0 for o in out)
+    assert notes_to_recover(score, played, notes, parted_t) <= 8
+    # two notes into the answer the band still stands by the phrase's end; from then on
+    # a wrong place comes with low confidence
+    after = [(p, v) for p, v in zip(played, notes, strict=True) if p.t >= parted_t][2:]
+    ok = position_ok(score, [p for p, _ in after], [v for _, v in after])
+    assert all(v.position.confidence < 0.4 for (_, v), good in zip(after, ok, strict=True) if not good)

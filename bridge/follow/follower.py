@@ -121,6 +121,10 @@ class FollowerParams:
     reloc_notes: int = 14  # notes the relocaliser runs before it sleeps again ...
     reloc_notes_leading: int = 42  # ... unless it leads the band elsewhere: then up to this many
     reloc_gain: float = 1.0  # ... while its margin grows by this over its last reloc_notes // 2 notes
+    # a search woken while the place a search took the player from is still in doubt
+    # (`origin`) looks, with this share of its "a little back" and "a little ahead",
+    # around where carrying on from that place leads
+    reloc_origin: float = 0.5
     reloc_llr: float = 7.0  # log-likelihood margin the relocaliser needs to take over
     reloc_peak: float = 0.3  # posterior mass near its best place it needs to take over ...
     reloc_ratio: float = 2.0  # ... and how many times the runner-up's that must be,
@@ -418,8 +422,10 @@ class Follower:
         self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
         self.jump_paused = False  # ... and whether the player paused before it
         self.jump_event = 0  # ... and the event it went to
+        self.origin_t = 0.0  # when the player was last at ``origin`` (had they stayed)
         self.last_gap_t = -math.inf  # the last note after a gap of pause_s or more
         self.anchor = 0  # the last event the follower was sure of
+        self.anchor_t = 0.0  # ... and when the player was there
         self.sure_run = 0  # events entered in a row with a sure place
         self.history: list[tuple[int, float, float | None, float]] = []
         self.local.reset(self._start_prior(), 0)
@@ -449,9 +455,17 @@ class Follower:
         # the next note either sounds again on the last event (the rest of a chord, a
         # re-struck note) or goes on to the following ones
         here = (1.0 - p.here_next) * norm(here) + p.here_next * norm(m.moves(here, 0, m.n).sum(axis=1))
-        dist = cur_q - m.q
-        back = np.where((dist >= -0.5) & (dist <= 64.0), np.exp(-np.maximum(dist, 0.0) / p.reloc_back_q), 0.0)
-        ahead = np.where((dist < -0.5) & (dist >= -32.0), np.exp(dist / p.reloc_back_q), 0.0)
+        back, ahead = self._around(cur_q)
+        if self.origin is not None and p.reloc_origin > 0.0:
+            # the search that moved the player may have been wrong (a slip that fitted
+            # far away): once the music there parts from what they play, they may be
+            # where carrying on from the place they left leads, as likely as near the
+            # place the search sent them
+            lead = m.q[self.origin] + (self.last_t - self.origin_t) / self.spq
+            back_o, ahead_o = self._around(lead)
+            k = p.reloc_origin
+            back = (1.0 - k) * norm(back) + k * norm(back_o)
+            ahead = (1.0 - k) * norm(ahead) + k * norm(ahead_o)
         w = mix
         return (
             w[0] * norm(here)
@@ -460,6 +474,14 @@ class Follower:
             + w[3] * norm(self._start_prior(p.top_decay))
             + w[4] * norm(m.bar_weight.copy())
         )
+
+    def _around(self, cur_q: float) -> tuple[np.ndarray, np.ndarray]:
+        """Prior shapes a little behind (within 64 quarters) and ahead (within 32) of
+        onset ``cur_q``, the nearer the likelier."""
+        dist = cur_q - self.m.q
+        back = np.where((dist >= -0.5) & (dist <= 64.0), np.exp(-np.maximum(dist, 0.0) / self.p.reloc_back_q), 0.0)
+        ahead = np.where((dist < -0.5) & (dist >= -32.0), np.exp(dist / self.p.reloc_back_q), 0.0)
+        return back, ahead
 
     # -- the step -------------------------------------------------------------
 
@@ -470,6 +492,8 @@ class Follower:
         gap = math.inf if first else t - self.last_t
         paused = gap >= max(p.pause_s, p.pause_quarters * self.spq)
         self.last_t = t
+        if first:  # the first note lands at the anchor (the top, or where a teacher said)
+            self.anchor_t = t
         if gap >= p.pause_s:
             # in slow music a restart need not look like a pause: notes before a gap of a
             # second are not replayed into a later search
@@ -530,6 +554,7 @@ class Follower:
                 # unsure; and should the places part, the search looks where the player
                 # would be had they stayed
                 self.origin = self.anchor = twin
+                self.origin_t = self.anchor_t = t
             elif self.since_jump is None:
                 self.origin = None
         confidence = self._confidence(pos)
@@ -538,7 +563,7 @@ class Follower:
         if entered:
             self.sure_run = self.sure_run + 1 if confidence >= p.anchor_confidence else 0
             if self.sure_run >= p.anchor_events:
-                self.anchor = pos
+                self.anchor, self.anchor_t = pos, t
         return FollowerStep(
             event=pos,
             entered=entered,
@@ -615,7 +640,7 @@ class Follower:
         self.entries = [(q + dq, t) for q, t in self.entries]
         self.origin = self.since_jump = None
         self.twin_held = False
-        self.anchor = twin
+        self.anchor, self.anchor_t = twin, self.last_t
         self.alt_shift = -d if self.jump_paused else None
         self.alt_left = 2 * TWIN_LONGEST
 
@@ -721,7 +746,7 @@ class Follower:
         self.entries = []
         self.since_jump = 0
         self.sure_run = 0
-        self.origin = self.anchor
+        self.origin, self.origin_t = self.anchor, self.anchor_t
         self.twin_held = False
         self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
         self.jump_event = gpos
