@@ -132,9 +132,15 @@ class NoteVerdict(Event):
     detected_t: float | None = None  # audio input: when the detector decided on this note (s)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Missed(Event):
-    """A score note the player passed without playing."""
+    """A score note the player passed without playing.
+
+    ``due_t`` is when it was due by the running tempo. ``sure`` is False where the input
+    cannot tell a note left out from one it did not catch (audio: the key's onset estimate
+    rose near ``due_t`` without reaching the detector's bar): shown as "not heard" rather
+    than as a correction.
+    """
 
     type: ClassVar[str] = "missed"
     t: float
@@ -143,6 +149,8 @@ class Missed(Event):
     pitch: int
     measure: int
     beat: float
+    due_t: float | None = None
+    sure: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,7 +244,7 @@ class Engine:
         seen = self._fingers(self.watcher.finish()) if self.watcher is not None else []
         if self.last_step is None:
             return seen
-        return seen + self._missed(self.matcher.finish(self.last_step.event), self.last_t)
+        return seen + self._missed(self.matcher.finish(self.last_step.event), self.last_t, self.last_step)
 
     def _note_on(self, ev: NoteOn) -> list[OutputEvent]:
         out: list[OutputEvent] = []
@@ -256,7 +256,7 @@ class Engine:
         j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
         if j.note is not None:
             self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)
-        out += self._missed(j.missed, ev.t)
+        out += self._missed(j.missed, ev.t, step)
         about = j.note if j.note is not None else j.intended
         info = self.score.notes[about] if about is not None else None
         verdict = NoteVerdict(
@@ -307,11 +307,12 @@ class Engine:
                 return e
         return near
 
-    def _missed(self, notes: tuple[int, ...], t: float) -> list[OutputEvent]:
+    def _missed(self, notes: tuple[int, ...], t: float, step: FollowerStep) -> list[OutputEvent]:
         out: list[OutputEvent] = []
         for k in notes:
             n = self.score.notes[k]
-            out.append(Missed(t, n.note_id, n.pass_no, n.pitch, n.measure, n.beat))
+            due = round(min(Matcher.due(n.onset_q, step), t), 4)
+            out.append(Missed(t, n.note_id, n.pass_no, n.pitch, n.measure, n.beat, due))
         return out
 
     def _note_off(self, ev: NoteOff) -> list[OutputEvent]:

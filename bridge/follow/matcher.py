@@ -108,7 +108,7 @@ class Matcher:
             same = self.unison.get(note, (note,))
             # the key sounds the longest of them: its release is judged against that one
             note = max(same, key=lambda k: self.score.notes[k].duration_q)
-            due = self._due(self.score.notes[note].onset_q, step)
+            due = self.due(self.score.notes[note].onset_q, step)
             self.played.update(same)
             self.struck.update((k, (t, due)) for k in same)
         else:
@@ -124,7 +124,7 @@ class Matcher:
 
         timing_s = timing = None
         if note is not None and step.timed:
-            timing_s = t - self._due(self.score.notes[note].onset_q, step)
+            timing_s = t - self.due(self.score.notes[note].onset_q, step)
             tol = max(self.params.timing_tol_s, self.params.timing_tol_beats * step.sec_per_quarter)
             timing = "early" if timing_s < -tol else "late" if timing_s > tol else "on_time"
 
@@ -175,7 +175,7 @@ class Matcher:
                 if notes[k].pitch != pitch:
                     continue
                 # how far from its due time (by the running tempo) this press would be
-                cost = abs(t - self._due(ev[e].onset_q, step))
+                cost = abs(t - self.due(ev[e].onset_q, step))
                 if k in self.played:
                     # an earlier press took this note well before it was due; this one is
                     # closer to time, so that press was most likely an extra note
@@ -190,7 +190,7 @@ class Matcher:
         return best
 
     @staticmethod
-    def _due(note_event_q: float, step: FollowerStep) -> float:
+    def due(note_event_q: float, step: FollowerStep) -> float:
         """When a note at this onset was due, by the tempo since the previous event."""
         return step.reference_t + (note_event_q - step.reference_q) * step.sec_per_quarter
 

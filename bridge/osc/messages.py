@@ -85,7 +85,8 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
             )
         ]
     if isinstance(ev, Missed):
-        return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat)])]
+        due = float(ev.t if ev.due_t is None else ev.due_t)
+        return [(f"{p}/missed", [t, ev.note_id, ev.pass_no, ev.pitch, ev.measure, float(ev.beat), due, int(ev.sure)])]
     if isinstance(ev, Revised):
         return [(f"{p}/revised", [t, float(ev.of_t), ev.pitch, ev.verdict, ev.note_id, ev.pass_no])]
     if isinstance(ev, Jump):
