@@ -7,7 +7,10 @@ Runs eval_follow.py's own scenarios, rendering and metrics in-process on the HEL
 pieces of bridge/audio/train.py (allowed (n)ASAP pieces, never nasap-dev, never in the
 detector's training): each piece and scenario is rendered and put through the network
 once, then every threshold setting of the grid replays the detection and the follower on
-those network outputs. TimGM6mb is never used here (it is the unseen sound).
+those network outputs. TimGM6mb is never used here (it is the unseen sound). With
+``--data ../shared/data/nasap-dev --limit 6`` it runs on the audio yardstick's pieces
+instead (to report, not to tune on). Beside the yardstick's figures it reports the
+``missed`` events, all and only the sure ones (``missed_figures``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import yardsticks
+from follow_inprocess import miss_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,12 +66,33 @@ def ghosts_and_misses(notes: list[dict], events: list[dict], paired: list) -> Co
     return out
 
 
+MISSED_KEYS = ("miss_r", "miss_r_sure", "miss_p", "miss_p_sure", "missed_false", "missed_false_sure")
+
+
+def missed_figures(score, notes: list[dict], events: list[dict], dropped: list[str]) -> dict[str, float]:
+    """The ``missed`` reports, all and only the sure ones (a missed note the detector may
+    have heard is reported unsure): recall of the notes a scenario left out (del10),
+    precision (the share of reports whose note was really not played) and false reports
+    per played note."""
+    sure = [e for e in events if e["type"] != "missed" or e.get("sure", True)]
+    out: dict[str, float] = {}
+    for suffix, evs in (("", events), ("_sure", sure)):
+        missed = [e for e in evs if e["type"] == "missed"]
+        p = miss_precision(score, notes, evs)
+        out["miss_p" + suffix] = p
+        out["missed_false" + suffix] = (1 - p) * len(missed) / max(len(notes), 1)
+    if dropped:  # as the yardstick counts miss_r, over the sure reports
+        got = {e["note_id"] for e in sure if e["type"] == "missed"}
+        out["miss_r_sure"] = sum(x.rsplit("-", 1)[0] in got for x in dropped) / len(dropped)
+    return out
+
+
 def main() -> int:
     from bridge.audio.detector import GATE, MODEL, Gate, Network, NoteDetector, Thresholds
     from bridge.audio.features import Spectrogram
     from bridge.audio.files import read_audio
+    from bridge.audio.stream import stamp
     from bridge.audio.train import HELD_OUT
-    from bridge.events import NoteVerdict
     from bridge.musicxml import load_score
     from bridge.replay import apply, new_engine
 
@@ -90,8 +115,15 @@ def main() -> int:
     settings = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] or [{}]
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in HELD_OUT[: a.limit or None]:
-            piece = next(p for p in (Path(a.data) / s / name for s in ("tune", "val")) if p.is_dir())
+        # a yardstick folder (nasap-dev: pieces in it, in the yardstick's order) or the wide set
+        flat = sorted(p for p in Path(a.data).iterdir() if (p / "alignment.tsv").is_file())
+        wide = (
+            []
+            if flat
+            else [next(p for p in (Path(a.data) / s / n for s in ("tune", "val")) if p.is_dir()) for n in HELD_OUT]
+        )
+        for piece in (flat or wide)[: a.limit or None]:
+            name = piece.name
             score_path = str(piece / "score.musicxml")
             full, base = ef.score_onsets(score_path)
             notes0, ccs0 = ef.load_performance(str(piece))
@@ -121,17 +153,20 @@ def main() -> int:
                 for ev in evs:
                     engine, outs = apply(engine, ev)
                     for o in outs:
-                        if isinstance(o, NoteVerdict):
-                            o.detected_t = det.decided.get((o.t, o.pitch))
+                        stamp(o, det)
                         events.append(o.to_dict())
-            events += [o.to_dict() for o in engine.finish()]
+            for o in engine.finish():
+                stamp(o, det)
+                events.append(o.to_dict())
             r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
             r.update(ef.audio_metrics(notes, events, paired))
+            r.update(missed_figures(score, notes, events, dropped))
             if a.breakdown:
                 kinds.update(ghosts_and_misses(notes, events, paired))
             for k, v in r.items():
                 agg.setdefault(f"{s}.{k}", []).append(float(v))
         keys = ("pos1q", "match", "note_recall", "ghost", "ghost_flags", "false_flag", "err_p", "err_r", "delay_ms_p50")
+        keys += MISSED_KEYS
         line = " ".join(
             f"{s}.{k}={np.mean(agg[f'{s}.{k}']):.3f}" for s in a.scenarios.split(",") for k in keys if f"{s}.{k}" in agg
         )

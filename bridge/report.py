@@ -41,7 +41,7 @@ class FollowRecord:
 
     def __init__(self, notes: bool = False):
         self.notes = notes
-        self.played = self.missed_count = self.jumps_count = self.corrections_count = 0
+        self.played = self.missed_count = self.unheard_count = self.jumps_count = self.corrections_count = 0
         self.verdicts: Counter[str] = Counter()
         self.timing: Counter[str] = Counter()
         self.loudness: Counter[str] = Counter()
@@ -70,6 +70,8 @@ class FollowRecord:
             self._note(r)
         elif kind == "revised":
             self._revise((r["of_t"], r["pitch"]))
+        elif kind == "missed" and not r.get("sure", True):
+            self.unheard_count += 1  # audio: may have been played, not caught
         elif kind == "missed":
             self.missed_count += 1
             if self.notes:

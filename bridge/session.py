@@ -45,7 +45,7 @@ from bridge.userfiles import numbered_lines
 INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation, HandFrame)}
 # differ run to run, or come from outside the engine (the audio detector's decision time):
 # logged, but not part of what a replay must reproduce
-VOLATILE = ("latency_us", "detected_t")
+VOLATILE = ("latency_us", "detected_t", "sure")
 
 
 def default_dir() -> Path:

@@ -290,6 +290,14 @@ def test_missed_notes_are_placed_at_the_players_position_by_tempo():
     assert m.t == 2.0 and m.beats == pytest.approx(8.0 + 1.0 * 90 / 60)
 
 
+def test_a_missed_note_the_microphone_may_not_have_heard_makes_no_marker():
+    where, g = Timeline(), Grouper()
+    for ev in [note(1.0, 60, onset_q=8.0), Missed(2.0, "n9", 1, 62, 3, 2.0, 1.8, sure=False)]:
+        assert g.add(ev, where) == []
+        where.update(ev)
+    assert g.flush() == []
+
+
 @pytest.mark.parametrize(
     "text, says",
     [

@@ -109,7 +109,7 @@ def read_results(session: str | os.PathLike) -> tuple[dict, SessionResults]:
                 presses[(ev["of_t"], ev["pitch"])][1].update(verdict="extra", match=None, timing=None, loudness=None)
             elif kind == "finger" and (ev["t"], ev["pitch"]) in presses:
                 presses[(ev["t"], ev["pitch"])][1]["finger"] = ev["finger"]  # the live camera's call, sent later
-            elif kind == "missed" and (nid := _note_id(ev)):
+            elif kind == "missed" and ev.get("sure", True) and (nid := _note_id(ev)):
                 res.note(nid).add_mark("missed")
             elif kind == "annotation":
                 res.annotations.append((ev, at))

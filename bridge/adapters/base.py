@@ -124,7 +124,7 @@ def _item(ev: OutputEvent, where: Timeline) -> tuple[str, float, float, int, str
     if isinstance(ev, NoteVerdict) and ev.verdict != "correct":
         word = "wrong" if ev.verdict == "wrong_pitch" else "extra"
         return "problems", ev.t, ev.position.onset_q, ev.position.measure, word
-    if isinstance(ev, Missed):
+    if isinstance(ev, Missed) and ev.sure:  # one the microphone may not have caught is no correction
         return "problems", ev.t, where.beats_at(ev.t), ev.measure, "missed"
     if isinstance(ev, Revised):  # the earlier press was an extra note after all
         return "problems", ev.of_t, where.beats_at(ev.of_t), where.measure, "extra"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.audio.features import HOP, N_MELS, SR, frame_time
+from bridge.audio.features import HOP, N_FFT, N_MELS, SR, frame_time
 from bridge.errors import UserError
 from bridge.events import NoteOff, NoteOn
 
@@ -35,6 +35,8 @@ HARMONICS = (12, 19, 24)  # semitones from a sounding key to its 2nd, 3rd and 4t
 SUSPECT = HARMONICS + (-12,)
 GATE = Path(__file__).resolve().parents[2] / "model" / "audio_gate.npz"
 HISTORY = 12  # frames of network outputs the gate looks back over (139 ms)
+# seconds of onset estimates kept to tell a missed note from one not heard
+EVIDENCE_FRAMES = int(8.0 * SR / HOP)
 SINCE_CAP_S = 2.0  # "struck long ago" for the gate
 
 
@@ -137,6 +139,8 @@ class NoteDetector:
         self._rise = np.full(KEYS, -(10**9))  # frame the onset estimate last rose past 0.5
         self._rise_vel = np.zeros(KEYS, np.float32)
         self._fallen = np.ones(KEYS, bool)  # it fell under 0.25 since
+        self._onsets = np.zeros((EVIDENCE_FRAMES, KEYS), np.float32)  # frame j in row j % EVIDENCE_FRAMES
+        self._kept = 0  # frames written there so far
         # (frame, key index, features) of every key the thresholds let through, when a
         # list: the gate's training examples
         self.candidates: list[tuple[int, int, np.ndarray]] | None = None
@@ -265,6 +269,22 @@ class NoteDetector:
         self._past_on = np.roll(self._past_on, -1, axis=0)
         self._past_fr = np.roll(self._past_fr, -1, axis=0)
         self._past_on[-1], self._past_fr[-1] = on, fr
+        self._onsets[j % EVIDENCE_FRAMES] = on
+        self._kept = j + 1
+
+    def onset_peak(self, pitch: int, t_lo: float, t_hi: float) -> float | None:
+        """The largest onset estimate of ``pitch``'s key over the decided frames with onset
+        times in [``t_lo``, ``t_hi``] (audio time); None when none of them is held any more
+        (or yet). Another thread may ask while frames are decided: a row being overwritten
+        lies 8 s back, at the far end of what is held."""
+        k = pitch - LOWEST
+        half = HOP / SR / 2  # a frame's onset time lies half a hop before its end (``decide``)
+        kept = self._kept
+        first = max(int(np.ceil(((t_lo + half) * SR - N_FFT) / HOP)), kept - EVIDENCE_FRAMES + 1, 0)
+        last = min(int(np.floor(((t_hi + half) * SR - N_FFT) / HOP)), kept - 1)
+        if not 0 <= k < KEYS or last < first:
+            return None
+        return float(self._onsets[np.arange(first, last + 1) % EVIDENCE_FRAMES, k].max())
 
     def flush(self) -> list[NoteOff]:
         """Keys still sounding at the end of the audio."""

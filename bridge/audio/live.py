@@ -20,9 +20,9 @@ import numpy as np
 
 from bridge.audio.detector import NoteDetector
 from bridge.audio.features import SR, Spectrogram
-from bridge.audio.stream import detect
+from bridge.audio.stream import detect, judge_missed
 from bridge.errors import UserError
-from bridge.events import Event, NoteOff, NoteOn, NoteVerdict, Status
+from bridge.events import Event, Missed, NoteOff, NoteOn, NoteVerdict, OutputEvent, Status
 
 Deliver = Callable[[np.ndarray, float], None]
 
@@ -159,6 +159,7 @@ class AudioInput:
         self._threads: list[threading.Thread] = []
         self._session = 0  # counts device sessions: a reopened device starts a fresh detector
         self.t0: float | None = None  # bridge time of the session's first sample
+        self.detector: NoteDetector | None = None  # the session's
 
     def _deliver(self, block: np.ndarray, t: float) -> None:
         with self.cond:
@@ -190,7 +191,7 @@ class AudioInput:
     def _work(self) -> None:
         while not self._closing.is_set():
             session = self._session
-            detector = self.make_detector()
+            detector = self.detector = self.make_detector()
             self.t0 = None
             for ev in detect(self._next_blocks(session), detector, self.expected, Spectrogram()):
                 t0 = self.t0 or 0.0
@@ -228,9 +229,13 @@ class AudioInput:
             th.start()
             self._threads.append(th)
 
-    def stamp(self, verdict: NoteVerdict) -> None:
-        """The decision time of the note behind ``verdict``, when it came from this input."""
-        verdict.detected_t = self.decided.pop((round(verdict.t, 4), verdict.pitch), None)
+    def stamp(self, ev: OutputEvent) -> None:
+        """Put on an output event what only the audio knows: on a verdict the decision time
+        of its note (when it came from this input), on a missed note whether it was heard."""
+        if isinstance(ev, NoteVerdict):
+            ev.detected_t = self.decided.pop((round(ev.t, 4), ev.pitch), None)
+        elif isinstance(ev, Missed) and self.detector is not None and self.t0 is not None:
+            judge_missed(ev, self.detector, self.t0)
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until the blocks delivered so far are detected."""

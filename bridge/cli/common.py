@@ -29,6 +29,8 @@ def print_summary(results: Iterable[dict] | FollowRecord, title: str) -> None:
     for k in ("correct", "wrong_pitch", "extra"):
         t.add_row(f"  {k}", str(rec.verdicts.get(k, 0)))
     t.add_row("missed score notes", str(rec.missed_count))
+    if rec.unheard_count:
+        t.add_row("  not heard (maybe played)", str(rec.unheard_count))
     t.add_row("restarts / jumps", str(rec.jumps_count))
     if rec.corrections_count:
         t.add_row("fingering corrections", str(rec.corrections_count))

@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     def emit(e, kind: str = "out") -> None:
         nonlocal last_t
         last_t = max(last_t, e.t)
-        if audio is not None and isinstance(e, NoteVerdict):  # logged, not replayed (session.VOLATILE)
-            e.detected_t = audio.decided(e.t, e.pitch)
+        if audio is not None:  # logged, not replayed (session.VOLATILE)
+            audio.stamp(e)
         if log:  # expression events are derived from outputs, an expression_off is a notice
             {"out": log.log_out, "derived": log.log_derived, "notice": log.log_notice}[kind](e)
         d = e.to_dict()

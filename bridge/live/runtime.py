@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import UserError
-from bridge.events import Command, Event, NoteVerdict, OutputEvent, Status
+from bridge.events import Command, Event, OutputEvent, Status
 from bridge.expression.stream import PhraseStream, open_phrases
 from bridge.follow.engine import Engine
 from bridge.osc import OscSender
@@ -173,7 +173,7 @@ class LiveBridge:
         self._stop_watch = threading.Event()
         self._output_errors = 0
         # puts what a replay cannot reproduce on a verdict (audio: when the detector decided)
-        self.stamp: Callable[[NoteVerdict], None] | None = None
+        self.stamp: Callable[[OutputEvent], None] | None = None
         if log is not None:
             log.on_fault = self.notice
 
@@ -256,6 +256,9 @@ class LiveBridge:
         outs: list[OutputEvent] = []
         try:
             self.engine, outs = apply(self.engine, item)  # engine failures come back as engine_error
+            if self.stamp:  # what only the input knows, wanted on OSC too (a missed note's ``sure``)
+                for out in outs:
+                    self.stamp(out)
             self._send(outs)  # before any logging: the player is waiting for these
         except Exception as e:  # noqa: BLE001 - an output failing must not stop the following
             self._output_failed(e)
@@ -285,8 +288,6 @@ class LiveBridge:
     def _record(self, outs: list[OutputEvent]) -> None:
         for out in outs:
             self.counts["out"] += 1
-            if self.stamp and isinstance(out, NoteVerdict):
-                self.stamp(out)
             if self.log:
                 self.log.log_out(out)
             if self.phrases and self.phrase_worker and (done := self.phrases.add(out)) is not None:

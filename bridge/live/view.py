@@ -57,9 +57,10 @@ class TerminalView:
                     )
                 )
             elif isinstance(ev, Missed):
-                self.counts["missed"] += 1
+                word, colour = ("missed", "magenta") if ev.sure else ("not heard", "dim")
+                self.counts[word] += 1
                 self.recent.appendleft(
-                    Text.assemble((f"{note_name(ev.pitch):4s} missed     ", "magenta"), f" m{ev.measure}")
+                    Text.assemble((f"{note_name(ev.pitch):4s} {word:11s}", colour), f" m{ev.measure}")
                 )
             elif isinstance(ev, Revised):
                 self.counts["correct"] -= 1
@@ -95,8 +96,10 @@ class TerminalView:
             t.add_row("tempo", f"{last.tempo_bpm:.0f} bpm")
             t.add_row("confidence", f"{p.confidence:.2f}")
         c = self.counts
+        unheard = f" · {c['not heard']} not heard" if c["not heard"] else ""
         t.add_row(
-            "notes", f"{c['correct']} correct · {c['wrong_pitch']} wrong · {c['extra']} extra · {c['missed']} missed"
+            "notes",
+            f"{c['correct']} correct · {c['wrong_pitch']} wrong · {c['extra']} extra · {c['missed']} missed{unheard}",
         )
         if self.correction is not None:
             t.add_row("fingering", self.correction)

@@ -104,6 +104,7 @@
         break;
       }
       case "missed":
+        if (ev.sure === false) break; // audio: maybe played, not caught; no correction
         c.missed++;
         note(ev.note_id, ev.pass).missed = true;
         break;
