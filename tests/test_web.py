@@ -110,7 +110,7 @@ def expected_marks(events: list[dict]) -> dict[str, str]:
             ref = ev["intended"]
             note(ref["note_id"], ref["pass"])["presses"][(ev["t"], ev["pitch"])] = "wrong_pitch"
             presses[(ev["t"], ev["pitch"])] = (ref["note_id"], ref["pass"])
-        elif kind == "missed":
+        elif kind == "missed" and ev.get("sure", True):  # an unsure one (audio: not heard) marks nothing
             note(ev["note_id"], ev["pass"])["missed"] = True
         elif kind == "revised" and (ev["of_t"], ev["pitch"]) in presses:
             per[presses[(ev["of_t"], ev["pitch"])]]["presses"].pop((ev["of_t"], ev["pitch"]), None)
@@ -562,7 +562,8 @@ def test_live_page_agrees_with_the_jsonl_stream(live_run):
     assert int(summary["played"]) == len(presses)
     assert int(summary["extra"]) == sum(e["verdict"] == "extra" for e in presses) + revised
     assert int(summary["wrong_pitch"]) == sum(e["verdict"] == "wrong_pitch" for e in presses)
-    assert int(summary["missed"]) == sum(e["type"] == "missed" for e in events)
+    assert int(summary["missed"]) == sum(e["type"] == "missed" and e["sure"] for e in events)
+    assert int(summary["unheard"]) == sum(e["type"] == "missed" and not e["sure"] for e in events)
     for label in ("early", "late", "loud", "soft"):  # (the minuet has no dynamic marks: no loud or soft)
         stream = sum(e.get("timing") == label or e.get("loudness") == label for e in presses)
         assert stream - revised <= int(summary[label]) <= stream

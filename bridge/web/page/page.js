@@ -32,7 +32,7 @@
       plan: new Map(basePlan), // "id|pass" -> finger
       hands: new Map(baseHands), // note_id -> hand
       cursor: null, // {note_id, pass, measure, beat}
-      counts: { played: 0, correct: 0, wrong_pitch: 0, extra: 0, missed: 0, early: 0, late: 0, loud: 0, soft: 0, jumps: 0, corrections: 0 },
+      counts: { played: 0, correct: 0, wrong_pitch: 0, extra: 0, missed: 0, unheard: 0, early: 0, late: 0, loud: 0, soft: 0, jumps: 0, corrections: 0 },
       tempo: null,
       dirty: new Set(), // note ids to redraw
       log: [], annotations: [],
@@ -104,7 +104,10 @@
         break;
       }
       case "missed":
-        if (ev.sure === false) break; // audio: maybe played, not caught; no correction
+        if (ev.sure === false) { // audio: maybe played, not caught; no correction
+          c.unheard++;
+          break;
+        }
         c.missed++;
         note(ev.note_id, ev.pass).missed = true;
         break;
