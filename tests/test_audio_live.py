@@ -11,11 +11,12 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, bundled, performance
+import soundfile as sf
+from conftest import ROOT, bundled, cli, performance
 from test_audio import FLUIDR3, notes_of, paired
 
 from bridge.audio.live import AudioInput, PlayedSource, detector_factory
-from bridge.events import NoteVerdict, Status
+from bridge.events import Missed, NoteVerdict, Status
 from bridge.live.runtime import LiveBridge
 from bridge.musicxml import load_score
 from bridge.session import SessionLog
@@ -74,6 +75,14 @@ def test_recording_in_real_time_through_the_live_bridge(sonatina, tmp_path):
     assert paired(truth, shifted, tol=0.08) >= 0.75
     assert sum(e.verdict == "correct" for e in notes) / len(notes) >= 0.75
     assert all(e.detected_t is not None and 0 < e.detected_t - e.t < 0.1 for e in notes)
+    # a missed note is judged heard or not as from a file of the same sound
+    sf.write(tmp_path / "same.wav", sonatina, 22050)
+    p = cli("follow", bundled("sonatina"), tmp_path / "same.wav", "--jsonl", tmp_path / "file.jsonl")
+    assert p.returncode == 0, p.stderr
+    from_file = [json.loads(line) for line in (tmp_path / "file.jsonl").read_text().splitlines()]
+    from_file = {e["note_id"]: e["sure"] for e in from_file if e["type"] == "missed" and e["t"] < 11.5}
+    live = {e.note_id: e.sure for e in out if isinstance(e, Missed) and e.t - audio.t0 < 11.5}
+    assert from_file and live == from_file, (live, from_file)
     r = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "replay", str(tmp_path / "live.jsonl")],
         capture_output=True,
