@@ -117,6 +117,21 @@ def test_the_gate_doubts_a_harmonic_struck_with_its_fundamental():
     assert harmonic[1][2] < 0.5 < alone[0][2] and harmonic[0][2] > 0.5
 
 
+def test_a_key_due_now_needs_less_of_the_gate():
+    """The gate's bar for an expected key is lower where the follower says its note is due
+    at this onset, and the usual one where it is due later, unknown, or only a pitch is given."""
+    th = Thresholds(gate_expected=0.3, gate_due=0.15, due_s=0.08)
+    det = NoteDetector(network=None, thresholds=th)
+    j = 200
+    onset = float(frame_time(j)) - HOP / SR / 2
+    k = 60 - LOWEST
+    assert det._gate_bar(k, {60: onset + 0.05}, float(frame_time(j))) == 0.15
+    assert det._gate_bar(k, {60: onset - 0.07}, float(frame_time(j))) == 0.15
+    assert det._gate_bar(k, {60: onset + 0.2}, float(frame_time(j))) == 0.3
+    assert det._gate_bar(k, {60: float("nan")}, float(frame_time(j))) == 0.3
+    assert det._gate_bar(k, {60}, float(frame_time(j))) == 0.3
+
+
 def test_a_broken_gate_file_is_one_clear_error(tmp_path):
     bad = tmp_path / "gate.npz"
     bad.write_bytes(b"not numpy")

@@ -198,3 +198,23 @@ def test_a_note_struck_early_then_in_time_is_revised():
     notes = revised_notes([o.to_dict() for o in out])
     assert [n["verdict"] for n in notes if n["t"] == revised[0].of_t] == ["extra"]
     assert sum(n["verdict"] == "correct" for n in notes) == len(played)
+
+
+def test_the_engine_says_when_each_expected_pitch_is_due():
+    """Audio detection weighs a key by whether the score expects it now: the pitches expected
+    next come with when each is due by the running tempo."""
+    score = load_score(bundled("sonatina"))
+    played = simulate.render(score, seed=3, jitter_s=0.0, spread_s=0.0)
+    engine, errors = Engine(score), []
+    for i, ev in enumerate(simulate.to_events(played)):
+        engine.feed(ev)
+        if not isinstance(ev, NoteOn) or i < 20:
+            continue
+        nxt = next((p for p in played if p.t > ev.t + 0.03), None)
+        if nxt is None:
+            break
+        due = engine.expected_pitches()
+        assert nxt.pitch in due
+        errors.append(abs(due[nxt.pitch] - nxt.t))
+    assert len(errors) > 500 and sorted(errors)[len(errors) // 2] < 0.03  # median error under 30 ms
+    assert sum(e < 0.1 for e in errors) / len(errors) > 0.8  # 0.87 (the simulation's rubato and ritardandi)

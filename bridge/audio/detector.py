@@ -13,9 +13,10 @@ it, needs more: a clearly struck wrong note still comes out as a wrong note.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ HARMONICS = (12, 19, 24)  # semitones from a sounding key to its 2nd, 3rd and 4t
 # where an unexpected key is suspect while a key sounds: its harmonics, and an octave below
 # (the network's commonest confusion after harmonics)
 SUSPECT = HARMONICS + (-12,)
+# what the follower expects next: pitches, or pitches with when each is due (audio time, s;
+# nan where not known), which lets a key due now pass the gate on less evidence
+Expected = Collection[int] | Mapping[int, float]
 GATE = Path(__file__).resolve().parents[2] / "model" / "audio_gate.npz"
 HISTORY = 12  # frames of network outputs the gate looks back over (139 ms)
 # seconds of onset estimates kept to tell a missed note from one not heard
@@ -49,7 +53,9 @@ class Thresholds:
     below which a key is up; a key struck again within ``repeat_s`` is the same press (the
     onset estimate often fires twice on one note). A key that passes must then convince the
     gate (``Gate``) with probability ``gate_expected`` (expected keys) or ``gate_other``
-    (any other)."""
+    (any other); an expected key whose note is due within ``due_s`` of the onset, by the
+    follower's tempo, needs only ``gate_due`` (the gate's doubts are mostly second detections
+    and harmonics, which come when the key is not due)."""
 
     expected: float = 0.1
     near: float = 0.15
@@ -59,6 +65,8 @@ class Thresholds:
     repeat_s: float = 0.1
     gate_expected: float = 0.3
     gate_other: float = 0.85
+    gate_due: float = 0.1
+    due_s: float = 0.08
 
 
 class Network:
@@ -162,7 +170,7 @@ class NoteDetector:
         """Frames whose outputs are waiting for ``decide``."""
         return len(self._rows)
 
-    def decide(self, expected: Collection[int] = ()) -> list[NoteOn | NoteOff]:
+    def decide(self, expected: Expected = ()) -> list[NoteOn | NoteOff]:
         """The events of the next waiting frame, given the pitches the follower expects."""
         on, fr, ve = self._rows.popleft()
         j = self._next
@@ -207,7 +215,7 @@ class NoteDetector:
                 hits = [
                     k
                     for k, r in zip(hits, real, strict=True)
-                    if r >= (self.th.gate_expected if wanted[k] else self.th.gate_other)
+                    if r >= (self._gate_bar(k, expected, t_frame) if wanted[k] else self.th.gate_other)
                 ]
         self._remember(on, fr, ve, j)
         self._armed = np.where(on < 0.5 * bar, True, self._armed)
@@ -228,6 +236,12 @@ class NoteDetector:
             del self.sounding[p]
             out.append(NoteOff(round(t_frame, 4), p))
         return out
+
+    def _gate_bar(self, k: int, expected: Expected, t_frame: float) -> float:
+        """The gate's bar for expected key index ``k``: lower where the key is due now."""
+        due = expected.get(k + LOWEST, math.nan) if isinstance(expected, Mapping) else math.nan
+        onset = t_frame - HOP / SR / 2
+        return self.th.gate_due if abs(onset - due) <= self.th.due_s else self.th.gate_expected
 
     def _gate_features(self, ks: np.ndarray, on: np.ndarray, fr: np.ndarray, ve: np.ndarray, j: int) -> np.ndarray:
         """(len(ks), 12 + 4 * len(GATE_RELATIVES)): for each key index, the network's outputs now and just

@@ -14,11 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from bridge.audio.detector import NoteDetector
+from bridge.audio.detector import Expected, NoteDetector
 from bridge.audio.features import SR, Spectrogram
 from bridge.audio.stream import detect, judge_missed
 from bridge.errors import UserError
@@ -145,7 +145,7 @@ class AudioInput:
         source,
         submit: Callable[[Event], None],
         clock: Callable[[], float],
-        expected: Callable[[], Collection[int]],
+        expected: Callable[[], Expected],
         make_detector: Callable[[], NoteDetector],
     ):
         self.source, self.submit, self.clock, self.expected = source, submit, clock, expected
@@ -193,7 +193,7 @@ class AudioInput:
             session = self._session
             detector = self.detector = self.make_detector()
             self.t0 = None
-            for ev in detect(self._next_blocks(session), detector, self.expected, Spectrogram()):
+            for ev in detect(self._next_blocks(session), detector, self._expected, Spectrogram()):
                 t0 = self.t0 or 0.0
                 if isinstance(ev, NoteOn):
                     t = round(t0 + ev.t, 4)
@@ -202,6 +202,13 @@ class AudioInput:
                     self.submit(NoteOn(t, ev.pitch, ev.velocity))
                 else:
                     self.submit(NoteOff(round(t0 + ev.t, 4), ev.pitch))
+
+    def _expected(self) -> Expected:
+        """What the follower expects, its due times moved from the bridge's clock to the audio's."""
+        expected, t0 = self.expected(), self.t0
+        if t0 is None or not isinstance(expected, Mapping):
+            return expected
+        return {p: due - t0 for p, due in expected.items()}
 
     def _watch(self) -> None:
         """Reopen a device that stopped delivering, and say so."""

@@ -8,11 +8,11 @@ been followed already.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from bridge.audio.detector import NoteDetector
+from bridge.audio.detector import Expected, NoteDetector
 from bridge.audio.features import Spectrogram
 from bridge.events import Missed, NoteOff, NoteOn, NoteVerdict, OutputEvent
 
@@ -27,7 +27,7 @@ HEARD_BAR, HEARD_WITHIN_S, PRESS_S = 0.05, 0.15, 0.05
 def detect(
     blocks: Iterable[np.ndarray],
     detector: NoteDetector,
-    expected: Callable[[], Collection[int]] = set,
+    expected: Callable[[], Expected] = set,
     spectrogram: Spectrogram | None = None,
     finish: bool = True,
 ) -> Iterator[NoteOn | NoteOff]:
@@ -60,7 +60,7 @@ class FileDetection:
         self.detector = NoteDetector(Network(network_path or MODEL), gate=Gate())
         self.notes = 0
 
-    def events(self, expected: Callable[[], Collection[int]]) -> Iterator[NoteOn | NoteOff]:
+    def events(self, expected: Callable[[], Expected]) -> Iterator[NoteOn | NoteOff]:
         for ev in detect([self.samples], self.detector, expected):
             self.notes += isinstance(ev, NoteOn)
             yield ev

@@ -6,6 +6,7 @@ timestamped events and returns output events, and never reads a clock itself.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -104,12 +105,22 @@ class Engine:
         n = self.score.notes[ev.notes[0]]
         return Position(n.note_id, n.pass_no, n.measure, n.beat, n.onset_q, round(confidence, 4))
 
-    def expected_pitches(self, ahead: int = 3) -> set[int]:
+    def expected_pitches(self, ahead: int = 3) -> dict[int, float]:
         """The pitches of the score event the follower is at and the ``ahead`` after it:
         what the player most likely plays next (read only; audio detection weighs its
-        evidence with it)."""
-        at = self.last_step.event if self.last_step is not None else 0
-        return {p for ev in self.score.events[max(at, 0) : at + ahead + 1] for p in ev.pitches}
+        evidence with it), each with when its first note not yet played there is due by
+        the running tempo (nan before the first note, or where all are played)."""
+        step = self.last_step
+        at = step.event if step is not None else 0
+        out: dict[int, float] = {}
+        for ev in self.score.events[max(at, 0) : at + ahead + 1]:
+            due = Matcher.due(ev.onset_q, step) if step is not None else math.nan
+            for k in ev.notes:
+                p = self.score.notes[k].pitch
+                if k not in self.matcher.played and (p not in out or math.isnan(out[p])):
+                    out[p] = due
+                out.setdefault(p, math.nan)
+        return out
 
     def ref(self, note: int) -> Ref:
         n = self.score.notes[note]
