@@ -41,7 +41,7 @@ TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as lo
 TWIN_REACH_Q = 32.0  # quarters: a twin further away than a jump usually goes is not confused
 RESTART_GAP_S = 5.0  # a jump within this long after a gap of a second or more may be a restart
 ALT_WEIGHT = 0.5  # search prior mass on the place a return to the twin left
-TWIN_CARRY_Q = 4.0  # quarters: after a pause, how far on from the last sure place going on may start
+TWIN_CARRY_Q = 8.0  # quarters: after a pause, how far on from the last sure place going on may start
 
 
 def pitch_keys(events: list[tuple[int, ...]]) -> np.ndarray:
