@@ -116,13 +116,10 @@ def main() -> int:
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         # a yardstick folder (nasap-dev: pieces in it, in the yardstick's order) or the wide set
-        flat = sorted(p for p in Path(a.data).iterdir() if (p / "alignment.tsv").is_file())
-        wide = (
-            []
-            if flat
-            else [next(p for p in (Path(a.data) / s / n for s in ("tune", "val")) if p.is_dir()) for n in HELD_OUT]
-        )
-        for piece in (flat or wide)[: a.limit or None]:
+        pieces = sorted(p for p in Path(a.data).iterdir() if (p / "alignment.tsv").is_file()) or [
+            next(p for p in (Path(a.data) / s / n for s in ("tune", "val")) if p.is_dir()) for n in HELD_OUT
+        ]
+        for piece in pieces[: a.limit or None]:
             name = piece.name
             score_path = str(piece / "score.musicxml")
             full, base = ef.score_onsets(score_path)

@@ -117,7 +117,7 @@ class Engine:
             due = Matcher.due(ev.onset_q, step) if step is not None else math.nan
             for k in ev.notes:
                 p = self.score.notes[k].pitch
-                if k not in self.matcher.played and (p not in out or math.isnan(out[p])):
+                if k not in self.matcher.played and math.isnan(out.get(p, math.nan)):
                     out[p] = due
                 out.setdefault(p, math.nan)
         return out
