@@ -73,11 +73,16 @@ class Event(_Serialisable):
 
 @dataclass(frozen=True, slots=True)
 class NoteOn(Event):
+    """A key press. ``sure`` is False for one the audio detector heard too faintly to
+    believe but for the score expecting that key: the engine takes it as a press only
+    where it turns out to be an expected note (MIDI presses are always sure)."""
+
     type: ClassVar[str] = "note_on"
     t: float
     pitch: int
     velocity: int
     channel: int = 0
+    sure: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -341,6 +341,8 @@ def _input_event(r: dict, where: str) -> InputEvent:
             want = f"a whole number 0-{top}"
         elif f.type == "str":
             ok, want = isinstance(value, str), "text"
+        elif f.type == "bool":
+            ok, want = isinstance(value, bool), "true or false"
         else:  # the hands of a camera frame
             try:
                 r[name] = check_hands(value)

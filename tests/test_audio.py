@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import wave
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,8 +17,11 @@ from bridge.audio.features import HOP, SR, Spectrogram, frame_time, log_mel, mel
 from bridge.audio.files import read_audio
 from bridge.audio.stream import blocks_of, detect, judge_missed
 from bridge.errors import UserError
-from bridge.events import Missed, NoteOff, NoteOn
+from bridge.events import Missed, NoteOff, NoteOn, NoteVerdict
 from bridge.midifile import read_performance
+from bridge.musicxml import load_score
+from bridge.replay import apply, new_engine
+from bridge.session import read_session
 
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
@@ -285,6 +289,29 @@ def test_session_of_an_audio_follow_replays(sonatina_wav, tmp_path):
     r = cli("replay", log)
     assert r.returncode == 0, r.stderr
     assert "reproduced" in r.stdout
+
+
+def test_a_faint_strike_that_is_not_the_expected_note_is_taken_for_noise(sonatina_wav, tmp_path):
+    """From audio, a key that passed only as one the score expected (``sure`` false on its
+    logged ``note_on``) gets a verdict only as the expected note: the same presses all
+    believed would flag more wrong and extra notes on this clean playing."""
+    log = tmp_path / "s.jsonl"
+    assert cli("follow", bundled("sonatina"), sonatina_wav, "--session", log).returncode == 0
+    s = read_session(log)
+    faint = {(e.t, e.pitch) for e in s.inputs if isinstance(e, NoteOn) and not e.sure}
+    notes = [o for o in s.outputs if o["type"] == "note"]
+    assert len(faint) >= 5
+    assert all(o["verdict"] == "correct" for o in notes if (o["t"], o["pitch"]) in faint)
+    engine, believed = new_engine(load_score(bundled("sonatina")), False), []
+    for e in s.inputs:
+        engine, outs = apply(engine, replace(e, sure=True) if isinstance(e, NoteOn) else e)
+        believed += [o.to_dict() for o in outs if isinstance(o, NoteVerdict)]
+
+    def flagged(evs):
+        return sum(o["verdict"] in ("wrong_pitch", "extra") for o in evs)
+
+    assert flagged(believed) > flagged(notes)
+    assert len(believed) - len(notes) == flagged(believed) - flagged(notes)
 
 
 def write_wav(path, x, sr=22050):

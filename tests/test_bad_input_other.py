@@ -379,6 +379,7 @@ SESSIONS = {  # (lines, words in the error)
     "input-pitch-200": ([_header(), _note(pitch=200)], ":2:"),
     "input-velocity-true": ([_header(), _note(velocity=True)], ":2:"),
     "input-channel-16": ([_header(), _note(channel=16)], ":2:"),
+    "input-sure-a-word": ([_header(), _note(sure="yes")], ":2:"),
     "input-negative-time": ([_header(), _note(t=-1.0)], ":2:"),
     "input-nan-time": ([_header(), _note(t=float("nan"))], ":2:"),
     "input-time-1e300": ([_header(), _note(t=1e300)], ":2:"),

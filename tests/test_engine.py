@@ -24,6 +24,27 @@ def test_wrong_note_names_the_note_it_replaced():
     assert notes[i].match is None
 
 
+def test_a_faint_press_counts_only_as_the_note_the_score_expects():
+    """A press the audio detector heard only faintly (``sure`` False) is judged like any
+    other where it is the note the score expects, and taken for noise where it would be a
+    wrong note: no verdict, and what follows is judged as before."""
+    score = load_score(bundled("scale_study"))
+    played = simulate.render(score, seed=1)
+    i = 20
+    played[i] = replace(played[i], pitch=played[i].pitch + 1, kind="wrong")
+    events = simulate.to_events(played)
+
+    def judged(evs):
+        engine = Engine(score)
+        return verdicts([o for ev in evs for o in engine.feed(ev)])
+
+    sure = judged(events)
+    faint = judged([replace(e, sure=False) if isinstance(e, NoteOn) else e for e in events])
+    assert sure[i].verdict == "wrong_pitch"
+    assert faint == sure[:i] + sure[i + 1 :]
+    assert sum(v.verdict == "correct" for v in faint) >= 0.95 * len(faint)
+
+
 def test_late_note_and_loudness_are_judged():
     score = load_score(bundled("nocturne"))
     played = simulate.render(score, seed=1, rubato=0.0, jitter_s=0.0, spread_s=0.0)

@@ -8,7 +8,9 @@ frame by frame, each with the audio time at which it was decided (``decided``).
 Score-informed: ``decide`` takes the pitches the follower expects next. An expected key
 needs less onset evidence than an unexpected one, and an unexpected key an octave, a
 twelfth or two octaves above a sounding key (where its harmonics are), or an octave below
-it, needs more: a clearly struck wrong note still comes out as a wrong note.
+it, needs more: a clearly struck wrong note still comes out as a wrong note. An expected
+key that would not have passed as an unexpected one comes out as a faint press
+(``NoteOn.sure`` False), which the engine believes only as the note the score expects.
 """
 
 from __future__ import annotations
@@ -206,12 +208,17 @@ class NoteDetector:
                         harmonic[k + h] = True
         struck = set(hits)  # and an unexpected key an octave below a key struck now
         hits = [k for k in hits if wanted[k] or k + 12 not in struck or on[k] >= self.th.harmonic]
+        # expected keys that would not have passed as unexpected ones (here, or at the gate
+        # below): believed only as the note the score expects
+        alone = np.where(harmonic, self.th.harmonic, np.where(near, self.th.near, self.th.other))
+        faint = {k for k in hits if wanted[k] and on[k] < (self.th.harmonic if k + 12 in struck else alone[k])}
         if hits and (self.gate is not None or self.candidates is not None):
             feats = self._gate_features(np.array(hits), on, fr, ve, j)
             if self.candidates is not None:
                 self.candidates.extend(zip([j] * len(hits), hits, feats, strict=True))
             if self.gate is not None:
                 real = self.gate(feats)
+                faint |= {k for k, r in zip(hits, real, strict=True) if wanted[k] and r < self.th.gate_other}
                 hits = [
                     k
                     for k, r in zip(hits, real, strict=True)
@@ -229,7 +236,7 @@ class NoteDetector:
                 out.append(NoteOff(t_on, p))
         for k in hits:
             p = int(k) + LOWEST
-            out.append(NoteOn(t_on, p, int(np.clip(round(float(ve[k]) * 127), 1, 127))))
+            out.append(NoteOn(t_on, p, int(np.clip(round(float(ve[k]) * 127), 1, 127)), sure=k not in faint))
             self.sounding[p] = t_on
             self.decided[(t_on, p)] = round(decided_at, 4)
         for p in [p for p in self.sounding if self._low[p - LOWEST] >= 2 and self.sounding[p] < t_on]:

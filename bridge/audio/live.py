@@ -199,7 +199,7 @@ class AudioInput:
                     t = round(t0 + ev.t, 4)
                     self.decided[(t, ev.pitch)] = round(t0 + detector.decided.pop((ev.t, ev.pitch)), 4)
                     self.notes += 1
-                    self.submit(NoteOn(t, ev.pitch, ev.velocity))
+                    self.submit(NoteOn(t, ev.pitch, ev.velocity, sure=ev.sure))
                 else:
                     self.submit(NoteOff(round(t0 + ev.t, 4), ev.pitch))
 

@@ -265,6 +265,12 @@ class Engine:
         if step.jumped_from is not None:
             out.append(self._jump(ev.t, step.jumped_from, step.event, step.confidence))
         j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
+        if j.note is None and not ev.sure:
+            # heard faintly, let through as a note the score expected, and not that note:
+            # taken for noise rather than shown as a wrong or extra note
+            self.last_step = step
+            out += self._missed(j.missed, ev.t, step)
+            return out + self._confidence_change(ev.t, step.confidence, self.score.events[step.event].measure)
         if j.note is not None:
             self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)
         out += self._missed(j.missed, ev.t, step)
