@@ -123,17 +123,25 @@ def test_the_gate_doubts_a_harmonic_struck_with_its_fundamental():
 
 def test_a_key_due_now_needs_less_of_the_gate():
     """The gate's bar for an expected key is lower where the follower says its note is due
-    at this onset, and the usual one where it is due later, unknown, or only a pitch is given."""
-    th = Thresholds(gate_expected=0.3, gate_due=0.15, due_s=0.08)
+    at this onset, and the usual one where it is due later, unknown, or only a pitch is
+    given; an unexpected key a tone or a semitone from a key due now (a wrong note in its
+    place) has its own bar, unless that key is struck too."""
+    th = Thresholds(gate_expected=0.3, gate_due=0.15, due_s=0.08, gate_other=0.85, gate_near_due=0.5)
     det = NoteDetector(network=None, thresholds=th)
-    j = 200
-    onset = float(frame_time(j)) - HOP / SR / 2
+    t = float(frame_time(200))
+    onset = t - HOP / SR / 2
     k = 60 - LOWEST
-    assert det._gate_bar(k, {60: onset + 0.05}, float(frame_time(j))) == 0.15
-    assert det._gate_bar(k, {60: onset - 0.07}, float(frame_time(j))) == 0.15
-    assert det._gate_bar(k, {60: onset + 0.2}, float(frame_time(j))) == 0.3
-    assert det._gate_bar(k, {60: float("nan")}, float(frame_time(j))) == 0.3
-    assert det._gate_bar(k, {60}, float(frame_time(j))) == 0.3
+    assert det._gate_bar(k, True, {60: onset + 0.05}, t, {k}) == 0.15
+    assert det._gate_bar(k, True, {60: onset - 0.07}, t, {k}) == 0.15
+    assert det._gate_bar(k, True, {60: onset + 0.2}, t, {k}) == 0.3
+    assert det._gate_bar(k, True, {60: float("nan")}, t, {k}) == 0.3
+    assert det._gate_bar(k, True, {60}, t, {k}) == 0.3
+    for wrong in (58, 59, 61, 62):
+        assert det._gate_bar(wrong - LOWEST, False, {60: onset}, t, {wrong - LOWEST}) == 0.5
+    assert det._gate_bar(63 - LOWEST, False, {60: onset}, t, {63 - LOWEST}) == 0.85
+    assert det._gate_bar(61 - LOWEST, False, {60: onset + 0.2}, t, {61 - LOWEST}) == 0.85
+    assert det._gate_bar(61 - LOWEST, False, {60: onset}, t, {k, 61 - LOWEST}) == 0.85
+    assert det._gate_bar(61 - LOWEST, False, {60}, t, {61 - LOWEST}) == 0.85
 
 
 def test_a_broken_gate_file_is_one_clear_error(tmp_path):

@@ -57,7 +57,9 @@ class Thresholds:
     gate (``Gate``) with probability ``gate_expected`` (expected keys) or ``gate_other``
     (any other); an expected key whose note is due within ``due_s`` of the onset, by the
     follower's tempo, needs only ``gate_due`` (the gate's doubts are mostly second detections
-    and harmonics, which come when the key is not due)."""
+    and harmonics, which come when the key is not due), and an unexpected key a tone or a
+    semitone from such a key, itself not struck, ``gate_near_due`` (a wrong note played in
+    its place)."""
 
     expected: float = 0.1
     near: float = 0.15
@@ -69,6 +71,7 @@ class Thresholds:
     gate_other: float = 0.85
     gate_due: float = 0.1
     due_s: float = 0.08
+    gate_near_due: float = 0.6
 
 
 class Network:
@@ -218,12 +221,13 @@ class NoteDetector:
                 self.candidates.extend(zip([j] * len(hits), hits, feats, strict=True))
             if self.gate is not None:
                 real = self.gate(feats)
-                faint |= {k for k, r in zip(hits, real, strict=True) if wanted[k] and r < self.th.gate_other}
-                hits = [
-                    k
-                    for k, r in zip(hits, real, strict=True)
-                    if r >= (self._gate_bar(k, expected, t_frame) if wanted[k] else self.th.gate_other)
+                unexpected = [self._gate_bar(k, False, expected, t_frame, struck) for k in hits]
+                faint |= {k for k, r, b in zip(hits, real, unexpected, strict=True) if wanted[k] and r < b}
+                bars = [
+                    self._gate_bar(k, True, expected, t_frame, struck) if wanted[k] else b
+                    for k, b in zip(hits, unexpected, strict=True)
                 ]
+                hits = [k for k, r, b in zip(hits, real, bars, strict=True) if r >= b]
         self._remember(on, fr, ve, j)
         self._armed = np.where(on < 0.5 * bar, True, self._armed)
         self._armed[hits] = False
@@ -244,11 +248,21 @@ class NoteDetector:
             out.append(NoteOff(round(t_frame, 4), p))
         return out
 
-    def _gate_bar(self, k: int, expected: Expected, t_frame: float) -> float:
-        """The gate's bar for expected key index ``k``: lower where the key is due now."""
-        due = expected.get(k + LOWEST, math.nan) if isinstance(expected, Mapping) else math.nan
+    def _gate_bar(self, k: int, wanted: bool, expected: Expected, t_frame: float, struck: Collection[int]) -> float:
+        """The gate's bar for key index ``k`` (``wanted``: expected): lower where the key is
+        due now, or for an unexpected key, where an expected key a tone or a semitone away is
+        due now and not among the keys ``struck`` in this frame (a wrong note in its place)."""
+        due = expected if isinstance(expected, Mapping) else {}
         onset = t_frame - HOP / SR / 2
-        return self.th.gate_due if abs(onset - due) <= self.th.due_s else self.th.gate_expected
+
+        def due_now(i: int) -> bool:
+            return abs(onset - due.get(i + LOWEST, math.nan)) <= self.th.due_s
+
+        if wanted:
+            return self.th.gate_due if due_now(k) else self.th.gate_expected
+        if any(due_now(k + d) and k + d not in struck for d in (-2, -1, 1, 2)):
+            return self.th.gate_near_due
+        return self.th.gate_other
 
     def _gate_features(self, ks: np.ndarray, on: np.ndarray, fr: np.ndarray, ve: np.ndarray, j: int) -> np.ndarray:
         """(len(ks), 12 + 4 * len(GATE_RELATIVES)): for each key index, the network's outputs now and just
