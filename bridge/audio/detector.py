@@ -199,7 +199,8 @@ class NoteDetector:
         self._low = np.where(low, self._low + 1, 0)
         # each key's bar, but for an unexpected key where a harmonic lies (known only as the
         # keys below it are decided)
-        bar = np.where(wanted, self.th.expected, np.where(near, self.th.near, self.th.other))
+        unexpected = np.where(near, self.th.near, self.th.other)
+        bar = np.where(wanted, self.th.expected, unexpected)
         hits = []
         rested = (j - self._struck) * HOP / SR >= self.th.repeat_s
         for k in np.nonzero((on >= np.minimum(bar, self.th.harmonic)) & self._armed & rested)[0]:  # low keys first
@@ -209,23 +210,26 @@ class NoteDetector:
                 for h in HARMONICS:  # a key struck now puts its harmonics under suspicion at once
                     if k + h < KEYS:
                         harmonic[k + h] = True
-        struck = set(hits)  # and an unexpected key an octave below a key struck now
-        hits = [k for k in hits if wanted[k] or k + 12 not in struck or on[k] >= self.th.harmonic]
+        # the bar each key faces as an unexpected one, now that the keys struck are known: an
+        # octave below one of them is suspect too
+        struck = set(hits)
+        alone = np.where(harmonic, self.th.harmonic, unexpected)
+        alone[[k - 12 for k in struck if k >= 12]] = self.th.harmonic
+        hits = [k for k in hits if wanted[k] or on[k] >= alone[k]]
         # expected keys that would not have passed as unexpected ones (here, or at the gate
         # below): believed only as the note the score expects
-        alone = np.where(harmonic, self.th.harmonic, np.where(near, self.th.near, self.th.other))
-        faint = {k for k in hits if wanted[k] and on[k] < (self.th.harmonic if k + 12 in struck else alone[k])}
+        faint = {k for k in hits if wanted[k] and on[k] < alone[k]}
         if hits and (self.gate is not None or self.candidates is not None):
             feats = self._gate_features(np.array(hits), on, fr, ve, j)
             if self.candidates is not None:
                 self.candidates.extend(zip([j] * len(hits), hits, feats, strict=True))
             if self.gate is not None:
                 real = self.gate(feats)
-                unexpected = [self._gate_bar(k, False, expected, t_frame, struck) for k in hits]
-                faint |= {k for k, r, b in zip(hits, real, unexpected, strict=True) if wanted[k] and r < b}
+                as_unexpected = [self._gate_bar(k, False, expected, t_frame, struck) for k in hits]
+                faint |= {k for k, r, b in zip(hits, real, as_unexpected, strict=True) if wanted[k] and r < b}
                 bars = [
                     self._gate_bar(k, True, expected, t_frame, struck) if wanted[k] else b
-                    for k, b in zip(hits, unexpected, strict=True)
+                    for k, b in zip(hits, as_unexpected, strict=True)
                 ]
                 hits = [k for k, r, b in zip(hits, real, bars, strict=True) if r >= b]
         self._remember(on, fr, ve, j)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from bridge.audio.detector import Expected, NoteDetector
 from bridge.audio.features import SR, Spectrogram
 from bridge.audio.stream import detect, judge_missed
 from bridge.errors import UserError
-from bridge.events import Event, Missed, NoteOff, NoteOn, NoteVerdict, OutputEvent, Status
+from bridge.events import Event, Missed, NoteOn, NoteVerdict, OutputEvent, Status
 
 Deliver = Callable[[np.ndarray, float], None]
 
@@ -199,9 +200,9 @@ class AudioInput:
                     t = round(t0 + ev.t, 4)
                     self.decided[(t, ev.pitch)] = round(t0 + detector.decided.pop((ev.t, ev.pitch)), 4)
                     self.notes += 1
-                    self.submit(NoteOn(t, ev.pitch, ev.velocity, sure=ev.sure))
+                    self.submit(replace(ev, t=t))
                 else:
-                    self.submit(NoteOff(round(t0 + ev.t, 4), ev.pitch))
+                    self.submit(replace(ev, t=round(t0 + ev.t, 4)))
 
     def _expected(self) -> Expected:
         """What the follower expects, its due times moved from the bridge's clock to the audio's."""

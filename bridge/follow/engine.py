@@ -38,7 +38,7 @@ from bridge.events import (
 from bridge.fingerid import FingerWatcher
 from bridge.fingering import LEFT, Fingering, finger_text
 from bridge.follow.follower import Follower, FollowerParams, FollowerStep
-from bridge.follow.matcher import Matcher, MatcherParams
+from bridge.follow.matcher import Judgement, Matcher, MatcherParams
 from bridge.keyboard import Calibration
 from bridge.score import Score
 
@@ -265,15 +265,20 @@ class Engine:
         if step.jumped_from is not None:
             out.append(self._jump(ev.t, step.jumped_from, step.event, step.confidence))
         j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
-        if j.note is None and not ev.sure:
-            # heard faintly, let through as a note the score expected, and not that note:
-            # taken for noise rather than shown as a wrong or extra note
-            self.last_step = step
-            out += self._missed(j.missed, ev.t, step)
-            return out + self._confidence_change(ev.t, step.confidence, self.score.events[step.event].measure)
         if j.note is not None:
             self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)
         out += self._missed(j.missed, ev.t, step)
+        # a press heard faintly, let through as a note the score expected, that is not that
+        # note is taken for noise rather than shown as a wrong or extra note
+        if j.note is not None or ev.sure:
+            out += self._verdict(ev, step, j)
+        out += self._confidence_change(ev.t, step.confidence, self.score.events[step.event].measure)
+        self.last_step = step
+        return out
+
+    def _verdict(self, ev: NoteOn, step: FollowerStep, j: Judgement) -> list[OutputEvent]:
+        """The press's verdict (and a ``revised`` one where it took a note from an earlier
+        press); the key is held from here."""
         about = j.note if j.note is not None else j.intended
         info = self.score.notes[about] if about is not None else None
         verdict = NoteVerdict(
@@ -294,7 +299,7 @@ class Engine:
             printed_finger=info.fingering[0] if info and info.fingering else None,
             suggested_finger=self.suggested[about] if self.suggested and about is not None else None,
         )
-        out.append(verdict)
+        out: list[OutputEvent] = [verdict]
         if verdict.suggested_finger and verdict.match is not None:
             self.told[verdict.match] = verdict.suggested_finger
             if len(self.told) > TOLD_KEPT:  # the oldest were never called (no camera): forget them
@@ -303,9 +308,7 @@ class Engine:
             out.append(Revised(ev.t, j.took_from, ev.pitch, "extra", verdict.match.note_id, verdict.match.pass_no))
         if self.watcher is not None:
             self.watcher.note_on(ev.t, ev.pitch, verdict.match, self._planned(about, verdict.suggested_finger))
-        out += self._confidence_change(ev.t, step.confidence, verdict.position.measure)
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
-        self.last_step = step
         return out
 
     def _confidence_change(self, t: float, confidence: float, measure: int) -> list[OutputEvent]:
