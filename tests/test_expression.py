@@ -141,8 +141,25 @@ def test_features_and_tree_of_a_bundled_score():
     tree = phrase_tree(score)
     x = note_features(score, tree)
     assert x.shape == (len(score.notes), N_FEATURES) and np.isfinite(x).all()
+    assert x[-1, -1] == 1.0 and x[len(x) // 2, -1] < 0.01  # the last column: how near the close
     assert tree.beat.min() == 0 and np.all(np.diff(tree.beat) >= 0) and np.all(np.diff(tree.phrase) >= 0)
     assert all(a <= b for a, b in tree.phrases)
+
+
+def test_training_windows_draw_the_opening_and_the_close_as_often_as_the_middle():
+    """Each beat of a piece is about as likely to be in a training chunk as any other (windows
+    only inside the piece drew its first and last beat once for every 64 draws of a middle one)."""
+    from bridge.expression.train import draw_window
+
+    rng = np.random.default_rng(0)
+    hits = np.zeros(300)
+    for _ in range(20_000):
+        b0, b1 = draw_window(300, 64, rng)
+        assert 0 <= b0 and b1 <= 300 and b1 - b0 >= 16
+        hits[b0:b1] += 1
+    middle = hits[100:200].mean()
+    assert hits[0] > 0.7 * middle and hits[-1] > 0.7 * middle
+    assert all(draw_window(10, 64, rng) == (0, 10) for _ in range(50))  # shorter than a window
 
 
 def _worded_features(tmp_path, words: dict[int, str], bars: int):
@@ -371,6 +388,21 @@ def test_render_writes_the_contract_and_seeds_differ(tmp_path):
     v1 = [r["velocity"] for r in csv.DictReader(open(tmp_path / "s-1.csv"))]
     v2 = [r["velocity"] for r in csv.DictReader(open(tmp_path / "s-2.csv"))]
     assert v1 != v2
+
+
+@needs_weights
+@pytest.mark.parametrize("name", ["sonatina", "minuet", "nocturne"])
+def test_the_central_rendition_slows_into_the_close(name):
+    """Players take their time over the last bars of a piece (in the (n)ASAP training
+    performances the last two beats are played about 1.7 times as slowly as the piece's median
+    beat): the central rendition does too. The weights before the opening and the close were
+    drawn as often as the middle of a piece rendered the minuet's and the nocturne's close
+    at their median pace."""
+    from bridge.expression.render import render
+
+    rend = render(load_score(bundled(name)), load_network())
+    log_spq = np.log(rend.spq)
+    assert np.mean(log_spq[-2:]) - np.median(log_spq) > 0.2
 
 
 @needs_weights

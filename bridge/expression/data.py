@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # bump when targets or features change: the cache key changes with it (3: the 3/8 tree,
 # 4: tempo terms held through rit. and a tempo, sf and fp only on their own notes, 5: written
 # cresc. and dim. read as hairpins, 6: meno and più mosso held as a change of pace, 7: an
-# upbeat bar opens the first phrase without counting as one of its bars)
-DATA_VERSION = 7
+# upbeat bar opens the first phrase without counting as one of its bars, 9: how near the close
+# the note is; 8 was a trial, never shipped)
+DATA_VERSION = 9
 # ASAP folders that hold a Vienna 4x22 piece (evaluation only): Chopin op.10 no.3, op.38,
 # Mozart K331 (any movement: a version of the same sonata) and Schubert D783
 VIENNA_FOLDERS = ("Chopin/Etudes_op_10/3", "Chopin/Ballades/2", "Mozart/Piano_Sonatas/11-", "Schubert/D783")

@@ -248,6 +248,9 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
     np.maximum.at(ph_last, tree.phrase, onset + dur)
     ph_pos = (onset - ph_first[tree.phrase]) / np.maximum(ph_last - ph_first, 1e-3)[tree.phrase]
     piece_pos = onset / max(onset.max() + 1e-3, 1.0) if n else onset
+    # how near the close, in beats: piece_pos cannot tell the last bar of a long piece from the
+    # one before it, and the close is where players slow most (the final ritardando)
+    to_end = np.exp(-(tree.n_beats - 1 - tree.beat) / 4.0)
     ts_num = np.array([_beats_per_measure(x.time_signature) for x in notes])
     cols = [
         (pitch - 64) / 16, ((pitch - 64) / 16) ** 2, np.log2(np.maximum(dur, 1 / 32)) / 3, dur / bq / 4, grace,
@@ -256,12 +259,12 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
         pos_beat, bar_frac, np.sin(2 * math.pi * bar_frac), np.cos(2 * math.pi * bar_frac), on_beat.astype(float),
         downbeat.astype(float), strength, np.log2(bq), ts_num / 4, dyn, accent_dyn, cresc, dim, *arts.T, fermata,
         trill, arpeggio, slur, *voice.T, slower, faster, speed, has_speed, after_rest, ph_pos, piece_pos,
-        (ph_pos < 0.02).astype(float),
+        (ph_pos < 0.02).astype(float), to_end,
     ]  # fmt: skip
     return np.stack(cols, axis=1).astype(np.float32).reshape(n, N_FEATURES)
 
 
-N_FEATURES = 52
+N_FEATURES = 53
 
 
 def melody_mask(notes: list[ScoreNote], feats: np.ndarray) -> np.ndarray:

@@ -172,13 +172,24 @@ def split(pieces: list[Piece], perfs: list[Performance]) -> tuple[list[int], lis
     return train, val
 
 
+def draw_window(n_beats: int, chunk_beats: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Beats [b0, b1) of one training chunk of a piece of ``n_beats`` beats.
+
+    A window may hang over either end of the piece by up to three quarters of its length (and is
+    cut there): with windows only inside the piece, its first and last beats, where players take
+    their time to open and to close, would be drawn once for every ``chunk_beats`` draws of a
+    beat in the middle.
+    """
+    hang = 3 * chunk_beats // 4
+    b0 = int(rng.integers(-hang, max(n_beats - chunk_beats + hang, -hang) + 1))
+    return max(b0, 0), min(b0 + chunk_beats, n_beats)
+
+
 def sample_chunk(pieces, perfs, train, rng: np.random.Generator, chunk_beats: int) -> Chunk:
     while True:
         perf = perfs[train[rng.integers(len(train))]]
         piece = pieces[perf.piece]
-        nb = piece.tree.n_beats
-        b0 = int(rng.integers(0, max(nb - chunk_beats, 0) + 1))
-        arrays = chunk_arrays(piece, perf, b0, min(b0 + chunk_beats, nb))
+        arrays = chunk_arrays(piece, perf, *draw_window(piece.tree.n_beats, chunk_beats, rng))
         if usable(arrays):
             return tensors(arrays)
 
