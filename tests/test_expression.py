@@ -393,11 +393,10 @@ def test_render_writes_the_contract_and_seeds_differ(tmp_path):
 @needs_weights
 @pytest.mark.parametrize("name", ["sonatina", "minuet", "nocturne"])
 def test_the_central_rendition_slows_into_the_close(name):
-    """Players take their time over the last bars of a piece (in the (n)ASAP training
-    performances the last two beats are played about 1.7 times as slowly as the piece's median
-    beat): the central rendition does too. The weights before the opening and the close were
-    drawn as often as the middle of a piece rendered the minuet's and the nocturne's close
-    at their median pace."""
+    """Players take their time over the last bars of a piece (in the (n)ASAP validation
+    performances the last two beats are played 1.7 and 1.9 times as slowly as the median beat):
+    the central rendition does too. The weights trained before chunks reached a piece's ends
+    rendered the minuet's and the nocturne's close at about their median pace."""
     from bridge.expression.render import render
 
     rend = render(load_score(bundled(name)), load_network())

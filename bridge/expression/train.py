@@ -181,7 +181,7 @@ def draw_window(n_beats: int, chunk_beats: int, rng: np.random.Generator) -> tup
     beat in the middle.
     """
     hang = 3 * chunk_beats // 4
-    b0 = int(rng.integers(-hang, max(n_beats - chunk_beats + hang, -hang) + 1))
+    b0 = int(rng.integers(-hang, n_beats - chunk_beats + hang + 1))
     return max(b0, 0), min(b0 + chunk_beats, n_beats)
 
 
