@@ -40,7 +40,7 @@ from bridge.score import (
 )
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 9  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 10  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -422,11 +422,34 @@ def scan_xml(root: etree._Element) -> tuple[list[XmlNote], list[int], list[Measu
                         tocoda=any("tocoda" in a for a in sound),
                     )
                 )
-        staves_per_part.append(n_staves)
-        # a part that declares no <staves> is one stream in music21, whatever <staff> its notes
-        # name: key its notes by staff 1 too, or their ids are lost
-        notes[part_first:] = [replace(n, staff=1) if n.staff > n_staves else n for n in notes[part_first:]]
+        # the staves its notes name count even where <staves> is missing (partitura writes none)
+        staves_per_part.append(max([n_staves] + [n.staff for n in notes[part_first:]]))
     return notes, staves_per_part, repeat_info, lengths
+
+
+def declare_staves(root: etree._Element, staves_per_part: list[int]) -> bool:
+    """Declare ``<staves>`` in the first measure of each part whose notes name more staves
+    than it declares: music21 reads such a part as one staff and loses which hand plays
+    what. True where the document changed."""
+    changed = False
+    for part, n in zip(root.iterfind("part"), staves_per_part):
+        declared = max((int(s.text) for s in part.iter("staves") if (s.text or "").strip().isdecimal()), default=1)
+        first = part.find("measure")
+        if n <= declared or first is None:
+            continue
+        attrs = first.find("attributes")
+        if attrs is None:
+            attrs = etree.Element("attributes")
+            first.insert(0, attrs)
+        staves = attrs.find("staves")
+        if staves is None:
+            staves = etree.Element("staves")
+            # the schema's order: divisions, key, time, then staves
+            before = [i for i, el in enumerate(attrs) if el.tag in ("divisions", "key", "time")]
+            attrs.insert(before[-1] + 1 if before else 0, staves)
+        staves.text = str(n)
+        changed = True
+    return changed
 
 
 def _bar_length(attributes: etree._Element, where: str) -> Fraction | None:
@@ -474,9 +497,14 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     """Build the unfolded :class:`Score` from MusicXML bytes (no cache)."""
     root = xml_root(data)
     xml_notes, staves_per_part, repeat_info, _ = scan_xml(root)
-    ids: dict[tuple, list[tuple[str | None, tuple[str, ...]]]] = defaultdict(list)
+    if declare_staves(root, staves_per_part):
+        data = etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+    # a chord written across the staves is one chord in music21, in its first note's staff:
+    # its notes are looked up in any staff of the part, their own staff first
+    written: dict[tuple, list[XmlNote]] = defaultdict(list)
     for xn in xml_notes:
-        ids[xn.key].append((xn.el.get("id"), printed_fingerings(xn.el)))
+        written[xn.key[:1] + xn.key[2:]].append(xn)
+    taken: set[int] = set()
     import music21  # imported late: the cached path never pays for it
     from music21.musicxml.xmlObjects import MusicXMLWarning
 
@@ -562,12 +590,16 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     key = (pi, staff, mi, round(off, 4), n.pitch.midi, grace)
                     k = used[key]
                     used[key] += 1
-                    cands = ids.get(key, [])
-                    xml_id, fing = cands[k] if k < len(cands) else (None, ())
+                    cands = [c for c in written.get(key[:1] + key[2:], ()) if id(c) not in taken]
+                    xn = next((c for c in cands if c.staff == staff), cands[0] if cands else None)
+                    xml_id, fing, on_staff = (None, (), staff)
+                    if xn is not None:
+                        taken.add(id(xn))
+                        xml_id, fing, on_staff = xn.el.get("id"), printed_fingerings(xn.el), xn.staff
                     tie = n.tie.type if n.tie is not None else None
                     dur = 0.0 if grace else float(el.duration.quarterLength)
                     raw[mi].append(
-                        (off, n.pitch.midi, dur, tie, xml_id, fing, grace, ornaments, part_id, staff, k, seq)
+                        (off, n.pitch.midi, dur, tie, xml_id, fing, grace, ornaments, part_id, on_staff, k, seq)
                         + (voice, arts, si, pi, {"slur": False, "wedge": None})
                     )
     _mark_spanners(m21, measure_at, owners, raw)

@@ -6,6 +6,7 @@ import zipfile
 import music21 as m21
 import pytest
 from conftest import bundled
+from helpers import rolled_chord_xml
 
 from bridge.errors import UserError
 from bridge.musicxml import load_score, parse_score
@@ -132,6 +133,17 @@ def test_printed_fingering_hands_and_staves():
     assert len(rh) == len(lh) == 30
     assert [n.fingering[0] for n in rh[:8]] == ["1", "2", "3", "1", "2", "3", "4", "1"]
     assert all(n.staff == 1 for n in rh) and all(n.staff == 2 for n in lh)
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["staves-not-declared", "staves-declared"])
+def test_a_chord_across_the_staves_keeps_each_note_on_its_own(declared):
+    """Each note keeps its id, its written staff and the hand that staff means, also where the
+    part declares no <staves> (music21 then reads one staff) and where one chord spans both
+    staves (music21 puts it all in its first note's staff); the grace note tied into the
+    chord's bass note holds through it, as one key press."""
+    s = parse_score(rolled_chord_xml(declared))
+    got = {n.note_id: (n.staff, n.hand, n.duration_q, n.grace) for n in s.notes}
+    assert got == {"grace": (2, "left", 2.0, True), "top": (1, "right", 2.0, False), "low": (2, "left", 2.0, False)}
 
 
 def test_minuet_repeats_and_voltas_unfold():
