@@ -23,8 +23,9 @@ from bridge.expression.features import N_FEATURES, beat_length_q, note_features,
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
 from bridge.midifile import write_performance
-from bridge.musicxml import load_score
+from bridge.musicxml import load_score, parse_score
 from tests.conftest import ROOT, SHARED, bundled, cli
+from tests.helpers import rolled_chord_xml
 
 ASAP_GIT = ROOT.parent / ".mirror" / "CPJKU+asap-dataset" / "repo"
 EXCLUDE = SHARED / "data" / "nasap-train" / "exclude.txt"
@@ -402,6 +403,19 @@ def test_the_central_rendition_slows_into_the_close(name):
     rend = render(load_score(bundled(name)), load_network())
     log_spq = np.log(rend.spq)
     assert np.mean(log_spq[-2:]) - np.median(log_spq) > 0.2
+
+
+@needs_weights
+def test_a_rolled_chord_written_with_tied_grace_notes_is_held():
+    """Vienna 4x22's op. 38 ends on such a chord: rendered as short grace notes, its six notes
+    were the farthest from the pianists' articulation in the whole piece."""
+    from bridge.expression.render import GRACE_S, render
+
+    score = parse_score(rolled_chord_xml(False))
+    rend = render(score, load_network())
+    held = {n.note_id: d for n, d in zip(score.notes, rend.duration_s)}
+    assert held["grace"] > 3 * GRACE_S
+    assert held["grace"] > 0.5 * held["top"]
 
 
 @needs_weights

@@ -84,7 +84,9 @@ def decode(inp: Inputs, out_b: np.ndarray, out_n: np.ndarray) -> Rendition:
     b = inp.beat
     onset, spq = place(t.beat_start_q, t.beat_len_q, b, inp.onset_q, out_b[:, 0], out_n[:, 1])
     onset -= min(onset.min(), 0.0)
-    dur = np.where(inp.grace, GRACE_S, np.exp(np.clip(out_n[:, 2], -4, 2)) * spq[b] * np.maximum(inp.duration_q, 1e-3))
+    # a grace note tied into its main note (a rolled chord written out) is held with it
+    short = inp.grace & (inp.duration_q <= 0)
+    dur = np.where(short, GRACE_S, np.exp(np.clip(out_n[:, 2], -4, 2)) * spq[b] * np.maximum(inp.duration_q, 1e-3))
     vel_n = out_b[b, 1] + out_n[:, 0]
     velocity = np.clip(np.round(Scale.VEL_MID + Scale.VEL_STEP * vel_n), 1, 127)
     pedal = 1.0 / (1.0 + np.exp(-out_n[:, 3]))
