@@ -40,7 +40,7 @@ from bridge.score import (
 )
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 10  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 11  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -600,7 +600,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     dur = 0.0 if grace else float(el.duration.quarterLength)
                     raw[mi].append(
                         (off, n.pitch.midi, dur, tie, xml_id, fing, grace, ornaments, part_id, on_staff, k, seq)
-                        + (voice, arts, si, pi, {"slur": False, "wedge": None})
+                        + (voice, arts, si, pi, {"slur": False, "slur_end": False, "wedge": None})
                     )
     _mark_spanners(m21, measure_at, owners, raw)
 
@@ -656,6 +656,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     voice=voice,
                     articulations=arts,
                     slur=span["slur"],
+                    slur_end=span["slur_end"],
                     wedge=span["wedge"] or _swell(marks),
                     words=marks["words"],
                 )
@@ -696,7 +697,8 @@ def _swell(marks: dict[str, object]) -> str | None:
 
 
 def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:
-    """Mark the notes under each slur (same staff) and each hairpin (same part) in ``raw``."""
+    """Mark the notes under each slur (same staff) and its last notes, and the notes under each
+    hairpin (same part) in ``raw``."""
     import music21
 
     def where(el) -> tuple[int, int, float] | None:
@@ -722,6 +724,7 @@ def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tupl
                     continue
                 if is_slur and si == first[0]:
                     span["slur"] = True
+                    span["slur_end"] |= (mi, off) == last[1:]
                 elif not is_slur and pi == owners[first[0]][0] and wedge in ("crescendo", "diminuendo"):
                     span["wedge"] = wedge
 

@@ -49,6 +49,7 @@ class ScoreNote:
     voice: int = 1
     articulations: tuple[str, ...] = ()  # staccato, accent, tenuto, ... (music21 class names, lower case)
     slur: bool = False  # under a slur (its first and last note included)
+    slur_end: bool = False  # the last note of a slur (where players lift)
     wedge: str | None = None  # "crescendo" or "diminuendo" while a hairpin or a written cresc./dim. runs
     words: str | None = None  # the last tempo word in force ("rit.", "a tempo", "allegro"), lower case
 
@@ -223,7 +224,7 @@ _NOTE_TYPES = {"note_id": {str}, "pass_no": {int}, "pitch": {int}, "onset_q": {f
                "measure": {int}, "beat": {float}, "part": {str}, "staff": {int}, "hand": {str},
                "time_signature": {str}, "tempo_qpm": {float, type(None)}, "dynamic": {str, type(None)},
                "fingering": {list}, "grace": {bool}, "ornaments": {list}, "voice": {int}, "articulations": {list},
-               "slur": {bool}, "wedge": {str, type(None)}, "words": {str, type(None)}}  # fmt: skip
+               "slur": {bool}, "slur_end": {bool}, "wedge": {str, type(None)}, "words": {str, type(None)}}  # fmt: skip
 _EVENT_TYPES = {"index": {int}, "onset_q": {float}, "notes": {list}, "pitches": {list}, "measure": {int},
                 "beat": {float}, "bar_start": {bool}, "grace": {bool}, "arpeggiated": {bool}}  # fmt: skip
 _ITEM_TYPES = {"fingering": {str}, "ornaments": {str}, "articulations": {str}, "notes": {int}, "pitches": {int}}

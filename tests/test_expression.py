@@ -142,9 +142,50 @@ def test_features_and_tree_of_a_bundled_score():
     tree = phrase_tree(score)
     x = note_features(score, tree)
     assert x.shape == (len(score.notes), N_FEATURES) and np.isfinite(x).all()
-    assert x[-1, -1] == 1.0 and x[len(x) // 2, -1] < 0.01  # the last column: how near the close
+    assert x[-1, -4] == 1.0 and x[len(x) // 2, -4] < 0.01  # how near the close
     assert tree.beat.min() == 0 and np.all(np.diff(tree.beat) >= 0) and np.all(np.diff(tree.phrase) >= 0)
     assert all(a <= b for a, b in tree.phrases)
+
+
+def test_an_inner_voice_under_a_held_melody_note(tmp_path):
+    """A half-note melody over running eighths in the same hand: the eighths struck while the
+    melody note is held are under it, the one struck with it is not."""
+    import music21
+
+    m = music21.stream.Measure(number=1)
+    m.append(music21.meter.TimeSignature("2/4"))
+    top, inner = music21.stream.Voice(id="5"), music21.stream.Voice(id="6")
+    top.append(music21.note.Note("C5", quarterLength=2.0))
+    inner.append([music21.note.Note(p, quarterLength=0.5) for p in ("E4", "G4", "E4", "G4")])
+    m.insert(0, top)
+    m.insert(0, inner)
+    path = tmp_path / "inner.musicxml"
+    music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
+    score = load_score(path, use_cache=False)
+    x = note_features(score, phrase_tree(score))
+    under = {(n.onset_q, n.pitch): u for n, u in zip(score.notes, x[:, -3])}
+    assert under == {(0.0, 72): 0, (0.0, 64): 0, (0.5, 67): 1, (1.0, 64): 1, (1.5, 67): 1}
+
+
+def test_a_bass_note_before_a_chord_far_above_it_has_to_be_let_go(tmp_path):
+    """Oom-pah-pah: the hand spans more than an octave from the bass note to the chord that
+    follows it (the second-to-last column), a chord to the next chord less; the last chord has
+    nothing after it."""
+    import music21
+
+    m = music21.stream.Measure(number=1)
+    m.append(music21.meter.TimeSignature("3/4"))
+    m.append(music21.note.Note("C2", quarterLength=1.0))
+    m.append(music21.chord.Chord(["C3", "E3", "B-3"], quarterLength=1.0))
+    m.append(music21.chord.Chord(["C3", "E3", "B-3"], quarterLength=1.0))
+    path = tmp_path / "waltz.musicxml"
+    music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
+    score = load_score(path, use_cache=False)
+    x = note_features(score, phrase_tree(score))
+    reach = {(n.onset_q, n.pitch): round(float(r), 3) for n, r in zip(score.notes, x[:, -1])}
+    assert reach[0.0, 36] == round(22 / 12, 3)
+    assert reach[1.0, 48] == reach[1.0, 58] == round(10 / 12, 3)
+    assert reach[2.0, 48] == 0.0
 
 
 def test_training_windows_draw_the_opening_and_the_close_as_often_as_the_middle():

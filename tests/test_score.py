@@ -238,6 +238,32 @@ def test_a_written_cresc_or_dim_runs_to_the_next_dynamic_or_four_bars(tmp_path):
     assert wedge == [None, None] + ["crescendo"] * 6 + [None] * 4 + ["diminuendo"] * 16 + [None] * 8
 
 
+def test_slurred_pairs_mark_their_notes_and_where_each_slur_ends(tmp_path):
+    """K. 331's sighs: two notes under a slur and a third detached, three times over; a slur
+    in the treble leaves the bass under it unslurred."""
+    sc = m21.stream.Score()
+    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
+    m = m21.stream.Measure(number=1)
+    m.append(m21.meter.TimeSignature("9/8"))
+    notes = [m21.note.Note(p, quarterLength=0.5) for p in ("E5", "C#5", "A4") * 3]
+    m.append(notes)
+    for i in (0, 3, 6):
+        m.insert(0, m21.spanner.Slur(notes[i], notes[i + 1]))
+    treble.append(m)
+    low = m21.stream.Measure(number=1)
+    low.append(m21.meter.TimeSignature("9/8"))
+    low.append(m21.note.Note("A2", quarterLength=4.5))
+    bass.append(low)
+    sc.insert(0, treble)
+    sc.insert(0, bass)
+    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    top = [n for n in s.notes if n.staff == 1]
+    assert [n.slur for n in top] == [True, True, False] * 3
+    assert [n.slur_end for n in top] == [False, True, False] * 3
+    assert [(n.pitch, n.slur, n.slur_end) for n in s.notes if n.staff == 2] == [(45, False, False)]
+
+
 def test_second_load_comes_from_the_cache(monkeypatch):
     import bridge.musicxml as mx
 

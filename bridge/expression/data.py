@@ -11,7 +11,8 @@ becomes per-note targets on the project's own unfolded score:
 - articulation, ``log(performed duration / (seconds per quarter * notated quarters))``;
 - the sustain pedal (down at the note's onset).
 
-Prepared arrays are cached in one ``.npz`` keyed by the exclusion list and this module's version.
+Prepared arrays are cached in one ``.npz`` keyed by the exclusion list, this module's version
+and the source of the code that makes them.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # 4: tempo terms held through rit. and a tempo, sf and fp only on their own notes, 5: written
 # cresc. and dim. read as hairpins, 6: meno and più mosso held as a change of pace, 7: an
 # upbeat bar opens the first phrase without counting as one of its bars, 9: how near the close
-# the note is; 8 was a trial, never shipped)
-DATA_VERSION = 9
+# the note is; 8 was a trial, never shipped; 11: notes under a held note, the end of a slur, the
+# hand's reach to its next notes, an articulation for a grace note tied into its chord; 10 and
+# 12 were trials)
+DATA_VERSION = 11
 # ASAP folders that hold a Vienna 4x22 piece (evaluation only): Chopin op.10 no.3, op.38,
 # Mozart K331 (any movement: a version of the same sonata) and Schubert D783
 VIENNA_FOLDERS = ("Chopin/Etudes_op_10/3", "Chopin/Ballades/2", "Mozart/Piano_Sonatas/11-", "Schubert/D783")
@@ -181,12 +184,21 @@ def performance_targets(
     return Performance(-1, vel, t.dev, t.art, ped, t.log_spq)
 
 
+def _code_digest() -> str:
+    """The source of the modules that make the arrays: a trial's cache left under a version
+    number is never read back for another version of the code (on 2026-12-06 a trial's version
+    10 from the day before was trained on in place of the new version 10)."""
+    bridge = ROOT / "bridge"
+    parts = ("expression/data.py", "expression/features.py", "musicxml.py", "score.py", "asap.py")
+    return hashlib.sha256(b"".join((bridge / p).read_bytes() for p in parts)).hexdigest()
+
+
 def prepare(asap_dir: Path, exclude: Path, cache: Path, progress: bool = True) -> tuple[list[Piece], list[Performance]]:
     """Pieces and performances of the allowed (n)ASAP folders, from the cache when it is there."""
     if not asap_dir.exists():
         raise UserError(f"no such folder: {asap_dir}")
     excluded = asap.read_exclusions(exclude)
-    key = hashlib.sha256(f"{DATA_VERSION}|{sorted(excluded)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{DATA_VERSION}|{sorted(excluded)}|{_code_digest()}".encode()).hexdigest()[:16]
     path = cache / f"expression-data-{key}.npz"
     if path.is_file():
         return load_cache(path)

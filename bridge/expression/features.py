@@ -216,6 +216,7 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
                       for x in notes], float)  # fmt: skip
     arpeggio = np.array([any("arpeggio" in o for o in x.ornaments) for x in notes], float)
     slur = np.array([x.slur for x in notes], float)
+    slur_end = np.array([x.slur_end for x in notes], float)
     voice = np.zeros((n, N_VOICES))
     voice[np.arange(n), np.clip([x.voice - 1 for x in notes], 0, N_VOICES - 1)] = 1.0
     words = [x.words for x in notes]
@@ -259,12 +260,53 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
         pos_beat, bar_frac, np.sin(2 * math.pi * bar_frac), np.cos(2 * math.pi * bar_frac), on_beat.astype(float),
         downbeat.astype(float), strength, np.log2(bq), ts_num / 4, dyn, accent_dyn, cresc, dim, *arts.T, fermata,
         trill, arpeggio, slur, *voice.T, slower, faster, speed, has_speed, after_rest, ph_pos, piece_pos,
-        (ph_pos < 0.02).astype(float), to_end,
+        (ph_pos < 0.02).astype(float), to_end, _under_held(notes, right), slur_end, _reach_next(pitch, onset, right),
     ]  # fmt: skip
     return np.stack(cols, axis=1).astype(np.float32).reshape(n, N_FEATURES)
 
 
-N_FEATURES = 53
+N_FEATURES = 56
+
+
+def _reach_next(pitch: np.ndarray, onset: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """How far the hand spans, in octaves (at most 2), if it held the note while striking its
+    next notes: a bass note before a chord an octave and more above it has to be let go
+    (oom-pah-pah), a step in a melody can be joined."""
+    out = np.zeros(len(pitch))
+    for h in (0.0, 1.0):
+        idx = np.flatnonzero(right == h)
+        if not len(idx):
+            continue
+        uq, inv = np.unique(onset[idx], return_inverse=True)
+        lo, hi = np.full(len(uq), np.inf), np.full(len(uq), -np.inf)
+        np.minimum.at(lo, inv, pitch[idx])
+        np.maximum.at(hi, inv, pitch[idx])
+        has_next = inv + 1 < len(uq)
+        nxt = np.minimum(inv + 1, len(uq) - 1)
+        span = np.maximum(hi[nxt], pitch[idx]) - np.minimum(lo[nxt], pitch[idx])
+        out[idx] = np.where(has_next, np.minimum(span / 12.0, 2.0), 0.0)
+    return out
+
+
+def _under_held(notes: list[ScoreNote], right: np.ndarray) -> np.ndarray:
+    """1 for a note struck under a higher note of its hand that is still held (an inner voice
+    or accompaniment under a melody note), else 0. ``notes`` are in onset order."""
+    out = np.zeros(len(notes))
+    held: dict[float, list[tuple[float, int]]] = {0.0: [], 1.0: []}  # hand -> (end, pitch) struck earlier
+    i = 0
+    while i < len(notes):
+        j = i
+        while j < len(notes) and notes[j].onset_q == notes[i].onset_q:
+            j += 1
+        now = notes[i].onset_q
+        for h in held:
+            held[h] = [(end, p) for end, p in held[h] if end > now + 1e-6]
+        for k in range(i, j):
+            out[k] = any(p > notes[k].pitch for _, p in held[right[k]])
+        for k in range(i, j):
+            held[right[k]].append((now + notes[k].duration_q, notes[k].pitch))
+        i = j
+    return out
 
 
 def melody_mask(notes: list[ScoreNote], feats: np.ndarray) -> np.ndarray:
@@ -334,5 +376,6 @@ def played_targets(
     expect = times[b] + (onset_q - tree.beat_start_q[b]) * local
     dev = np.clip((on - expect) / (local * tree.beat_len_q[b]), -0.5, 0.5)
     art = np.log(np.maximum(off - on, 0.01) / (local * np.maximum(dur_q, 1e-3)))
-    art = np.where((dur_q > 0) & ~grace, np.clip(art, -4.0, 2.0), np.nan)
+    # grace notes have none, but for one tied into its chord (it is held with the chord)
+    art = np.where(dur_q > 0, np.clip(art, -4.0, 2.0), np.nan)
     return Played(log_spq, dev, art, times)
