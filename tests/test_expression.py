@@ -19,7 +19,7 @@ from bridge import asap, simulate
 from bridge.errors import UserError
 from bridge.expression import data as D
 from bridge.expression.assess import bar_span
-from bridge.expression.features import N_FEATURES, beat_length_q, note_features, phrase_tree
+from bridge.expression.features import N_FEATURES, beat_length_q, note_features, phrase_tree, voice_rank
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import DEFAULT_WEIGHTS, interpretations, load_network, score_inputs
 from bridge.midifile import write_performance
@@ -147,9 +147,10 @@ def test_features_and_tree_of_a_bundled_score():
     assert all(a <= b for a, b in tree.phrases)
 
 
-def test_an_inner_voice_under_a_held_melody_note(tmp_path):
-    """A half-note melody over running eighths in the same hand: the eighths struck while the
-    melody note is held are under it, the one struck with it is not."""
+def test_an_inner_voice_under_a_held_melody_note_and_voices_ranked_in_their_staff(tmp_path):
+    """A half-note melody over running eighths in the same hand, the voices numbered 5 and 6:
+    the eighths struck while the melody note is held are under it, the one struck with it is
+    not; the voices are the staff's first and second."""
     import music21
 
     m = music21.stream.Measure(number=1)
@@ -165,6 +166,8 @@ def test_an_inner_voice_under_a_held_melody_note(tmp_path):
     x = note_features(score, phrase_tree(score))
     under = {(n.onset_q, n.pitch): u for n, u in zip(score.notes, x[:, -3])}
     assert under == {(0.0, 72): 0, (0.0, 64): 0, (0.5, 67): 1, (1.0, 64): 1, (1.5, 67): 1}
+    assert {n.voice for n in score.notes} == {5, 6}
+    assert {n.pitch: r for n, r in zip(score.notes, voice_rank(score.notes))} == {72: 0, 64: 1, 67: 1}
 
 
 def test_a_bass_note_before_a_chord_far_above_it_has_to_be_let_go(tmp_path):

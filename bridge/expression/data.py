@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # 4: tempo terms held through rit. and a tempo, sf and fp only on their own notes, 5: written
 # cresc. and dim. read as hairpins, 6: meno and più mosso held as a change of pace, 7: an
 # upbeat bar opens the first phrase without counting as one of its bars, 9: how near the close
-# the note is; 8 was a trial, never shipped; 11: notes under a held note, the end of a slur, the
-# hand's reach to its next notes, an articulation for a grace note tied into its chord; 10 and
-# 12 were trials)
+# the note is; 8 was a trial, never shipped; 11: voices ranked in their staff, notes under a
+# held note, the end of a slur, the hand's reach to its next notes, an articulation for a grace
+# note tied into its chord; 10 and 12 were trials)
 DATA_VERSION = 11
 # ASAP folders that hold a Vienna 4x22 piece (evaluation only): Chopin op.10 no.3, op.38,
 # Mozart K331 (any movement: a version of the same sonata) and Schubert D783

@@ -218,7 +218,7 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
     slur = np.array([x.slur for x in notes], float)
     slur_end = np.array([x.slur_end for x in notes], float)
     voice = np.zeros((n, N_VOICES))
-    voice[np.arange(n), np.clip([x.voice - 1 for x in notes], 0, N_VOICES - 1)] = 1.0
+    voice[np.arange(n), np.clip(voice_rank(notes), 0, N_VOICES - 1)] = 1.0
     words = [x.words for x in notes]
     gradual = _gradual_span(words, tree)
     slower = np.array([bool(w and SLOWER.search(w)) for w in words], float) * gradual
@@ -266,6 +266,17 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
 
 
 N_FEATURES = 56
+
+
+def voice_rank(notes: list[ScoreNote]) -> np.ndarray:
+    """Each note's voice as the rank of its number among the voices its staff uses (0 for the
+    lowest number): editors number voices differently (MuseScore 5-8 in the bass staff, partitura
+    on from the treble's), the order of the voices in a staff is what they share."""
+    used: dict[tuple[str, int], list[int]] = {}
+    for x in notes:
+        used.setdefault((x.part, x.staff), []).append(x.voice)
+    rank = {k: {v: i for i, v in enumerate(sorted(set(vs)))} for k, vs in used.items()}
+    return np.array([rank[(x.part, x.staff)][x.voice] for x in notes], int)
 
 
 def _reach_next(pitch: np.ndarray, onset: np.ndarray, right: np.ndarray) -> np.ndarray:
