@@ -299,8 +299,9 @@ class XmlNote:
     el: etree._Element
 
     @property
-    def key(self) -> tuple:
-        return (self.part, self.staff, self.measure, round(float(self.start), 4), self.midi, self.grace)
+    def place(self) -> tuple:
+        """Where music21 finds the note, but for the staff (a chord across the staves is in one)."""
+        return (self.part, self.measure, round(float(self.start), 4), self.midi, self.grace)
 
     @property
     def ties(self) -> set[str]:
@@ -503,8 +504,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     # its notes are looked up in any staff of the part, their own staff first
     written: dict[tuple, list[XmlNote]] = defaultdict(list)
     for xn in xml_notes:
-        written[xn.key[:1] + xn.key[2:]].append(xn)
-    taken: set[int] = set()
+        written[xn.place].append(xn)
     import music21  # imported late: the cached path never pays for it
     from music21.musicxml.xmlObjects import MusicXMLWarning
 
@@ -587,14 +587,14 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                 voice = int(site.id) if isinstance(site, music21.stream.Voice) and str(site.id).isdecimal() else 1
                 arts = tuple(type(x).__name__.lower() for x in el.articulations)
                 for n in el.notes if el.isChord else [el]:
-                    key = (pi, staff, mi, round(off, 4), n.pitch.midi, grace)
-                    k = used[key]
-                    used[key] += 1
-                    cands = [c for c in written.get(key[:1] + key[2:], ()) if id(c) not in taken]
+                    place = (pi, mi, round(off, 4), n.pitch.midi, grace)
+                    k = used[place, staff]
+                    used[place, staff] += 1
+                    cands = written.get(place, [])
                     xn = next((c for c in cands if c.staff == staff), cands[0] if cands else None)
                     xml_id, fing, on_staff = (None, (), staff)
                     if xn is not None:
-                        taken.add(id(xn))
+                        cands.remove(xn)  # each written note names one music21 note
                         xml_id, fing, on_staff = xn.el.get("id"), printed_fingerings(xn.el), xn.staff
                     tie = n.tie.type if n.tie is not None else None
                     dur = 0.0 if grace else float(el.duration.quarterLength)
