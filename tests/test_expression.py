@@ -142,7 +142,7 @@ def test_features_and_tree_of_a_bundled_score():
     tree = phrase_tree(score)
     x = note_features(score, tree)
     assert x.shape == (len(score.notes), N_FEATURES) and np.isfinite(x).all()
-    assert x[-1, -4] == 1.0 and x[len(x) // 2, -4] < 0.01  # how near the close
+    assert x[-1, -5] == 1.0 and x[len(x) // 2, -5] < 0.01  # how near the close
     assert tree.beat.min() == 0 and np.all(np.diff(tree.beat) >= 0) and np.all(np.diff(tree.phrase) >= 0)
     assert all(a <= b for a, b in tree.phrases)
 
@@ -164,7 +164,7 @@ def test_an_inner_voice_under_a_held_melody_note_and_voices_ranked_in_their_staf
     music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
     score = load_score(path, use_cache=False)
     x = note_features(score, phrase_tree(score))
-    under = {(n.onset_q, n.pitch): u for n, u in zip(score.notes, x[:, -3])}
+    under = {(n.onset_q, n.pitch): u for n, u in zip(score.notes, x[:, -4])}
     assert under == {(0.0, 72): 0, (0.0, 64): 0, (0.5, 67): 1, (1.0, 64): 1, (1.5, 67): 1}
     assert {n.voice for n in score.notes} == {5, 6}
     assert {n.pitch: r for n, r in zip(score.notes, voice_rank(score.notes))} == {72: 0, 64: 1, 67: 1}
@@ -185,10 +185,26 @@ def test_a_bass_note_before_a_chord_far_above_it_has_to_be_let_go(tmp_path):
     music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
     score = load_score(path, use_cache=False)
     x = note_features(score, phrase_tree(score))
-    reach = {(n.onset_q, n.pitch): round(float(r), 3) for n, r in zip(score.notes, x[:, -1])}
+    reach = {(n.onset_q, n.pitch): round(float(r), 3) for n, r in zip(score.notes, x[:, -2])}
     assert reach[0.0, 36] == round(22 / 12, 3)
     assert reach[1.0, 48] == reach[1.0, 58] == round(10 / 12, 3)
     assert reach[2.0, 48] == 0.0
+
+
+def test_a_key_struck_again_as_its_note_ends_has_no_time_to_spare(tmp_path):
+    """The last column: log2 of the time until the same key is struck again over the note's
+    written length, over 4. A repeated note has none to spare (0), a key struck again two
+    beats after a quarter has one doubling, a key not struck again the most (1)."""
+    import music21
+
+    m = music21.stream.Measure(number=1)
+    m.append(music21.meter.TimeSignature("4/4"))
+    m.append([music21.note.Note(p, quarterLength=1.0) for p in ("C5", "C5", "D5", "C5")])
+    path = tmp_path / "repeat.musicxml"
+    music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
+    score = load_score(path, use_cache=False)
+    x = note_features(score, phrase_tree(score))
+    assert [(n.pitch, float(k)) for n, k in zip(score.notes, x[:, -1])] == [(72, 0.0), (72, 0.25), (74, 1.0), (72, 1.0)]
 
 
 def test_training_windows_draw_the_opening_and_the_close_as_often_as_the_middle():

@@ -261,11 +261,12 @@ def note_features(score: Score, tree: Tree) -> np.ndarray:
         downbeat.astype(float), strength, np.log2(bq), ts_num / 4, dyn, accent_dyn, cresc, dim, *arts.T, fermata,
         trill, arpeggio, slur, *voice.T, slower, faster, speed, has_speed, after_rest, ph_pos, piece_pos,
         (ph_pos < 0.02).astype(float), to_end, _under_held(notes, right), slur_end, _reach_next(pitch, onset, right),
+        _key_again(pitch, onset, dur) / 4,
     ]  # fmt: skip
     return np.stack(cols, axis=1).astype(np.float32).reshape(n, N_FEATURES)
 
 
-N_FEATURES = 56
+N_FEATURES = 57
 
 
 def voice_rank(notes: list[ScoreNote]) -> np.ndarray:
@@ -297,6 +298,22 @@ def _reach_next(pitch: np.ndarray, onset: np.ndarray, right: np.ndarray) -> np.n
         span = np.maximum(hi[nxt], pitch[idx]) - np.minimum(lo[nxt], pitch[idx])
         out[idx] = np.where(has_next, np.minimum(span / 12.0, 2.0), 0.0)
     return out
+
+
+def _key_again(pitch: np.ndarray, onset: np.ndarray, dur: np.ndarray) -> np.ndarray:
+    """log2 of the time until the same key is struck again over the note's written length,
+    in [-1, 4] (4: not within 16 quarters). At 0 the key is wanted again the moment the note
+    ends, and players release it early to strike it again: in (n)ASAP such notes are played
+    0.24 log units shorter than a linear fit on the other columns predicts."""
+    again = np.full(len(pitch), 16.0)
+    nxt: dict[float, float] = {}  # pitch -> the next onset that strikes it
+    for i in np.argsort(onset, kind="stable")[::-1]:
+        t = nxt.get(pitch[i])
+        if t is not None and t > onset[i] + 1e-6:
+            again[i] = min(t - onset[i], 16.0)
+        if t is None or onset[i] < t - 1e-6:
+            nxt[pitch[i]] = onset[i]
+    return np.clip(np.log2(again / np.maximum(dur, 1 / 32)), -1.0, 4.0)
 
 
 def _under_held(notes: list[ScoreNote], right: np.ndarray) -> np.ndarray:
