@@ -29,7 +29,7 @@ import numpy as np
 from bridge.errors import UserError
 from bridge.expression.features import played_targets
 from bridge.expression.network import ExpressionNetwork, Scale, beat_mean, perf_beat_features, single_blas
-from bridge.expression.render import Inputs, score_inputs
+from bridge.expression.render import Inputs, place, score_inputs
 from bridge.score import Score
 
 CONTEXT_BEATS = 32  # beats before a phrase that the model sees (score and performance)
@@ -213,12 +213,8 @@ class Assessor:
         tempo)."""
         played = ~np.isnan(vel)
         rs = [_pearson(vel[played], model_vel[played])]
-        spq = np.exp(ob[:, 0] * Scale.SPQ_STEP + Scale.SPQ_MID)
-        span_q = np.diff(np.append(sub.beat_start_q, sub.beat_start_q[-1] + sub.beat_len_q[-1]))
-        beat_t = np.concatenate([[0.0], np.cumsum(spq * span_q)])[:-1]
         q = self.inp.onset_q[notes]
-        dev = np.clip(on_[:, 1] / Scale.DEV, -0.5, 0.5)
-        model_on = beat_t[b] + (q - sub.beat_start_q[b]) * spq[b] + dev * spq[b] * sub.beat_len_q[b]
+        model_on, _ = place(sub.beat_start_q, sub.beat_len_q, b, q, ob[:, 0], on_[:, 1])
         ok = played & ~self.inp.grace[notes]
         uq, inv = np.unique(np.round(q[ok], 4), return_inverse=True)
         if len(uq) >= 4:
