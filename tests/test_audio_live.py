@@ -112,22 +112,47 @@ def jack_ports(kind):
     return [p for p in lines if not p.startswith("system:") and kind in p]
 
 
+# The player runs in a process of its own: PortAudio's JACK host API can crash while a stream
+# closes (SIGSEGV in Pa_CloseStream, seen once in CI), and that must not take pytest down.
+PLAYER = """
+import sys, time
+import numpy as np, sounddevice as sd
+sound = np.load(sys.argv[1])
+pos = [-1]  # -1: silence until told to play
+def play(outdata, frames, _t, _s):
+    outdata[:] = 0
+    if pos[0] >= 0:
+        n = max(0, min(frames, len(sound) - pos[0]))
+        outdata[:n, 0] = sound[pos[0] : pos[0] + n]
+        pos[0] += frames
+stream = sd.OutputStream(device="system", channels=1, samplerate=48000, blocksize=256, callback=play)
+stream.start()
+print("started", flush=True)
+sys.stdin.readline()
+pos[0] = 0
+time.sleep(len(sound) / 48000 + 1)
+stream.stop()
+stream.close()
+"""
+
+
 def test_real_audio_through_jack_into_run(jack, tmp_path):
     """`run --audio-in system` opens a JACK input (PortAudio's JACK host API); a player
     client here plays the rendered sonatina into it; the notes come out on OSC."""
-    import sounddevice as sd
+    import numpy as np
     from pythonosc.dispatcher import Dispatcher
     from pythonosc.osc_server import BlockingOSCUDPServer
 
-    if not any("JACK" in api["name"] for api in sd.query_hostapis()):
-        sd._terminate()  # PortAudio lists JACK only if the server was up when it started: look again
-        sd._initialize()
+    from bridge.audio.render import fluidsynth_render
+
     got = []
     d = Dispatcher()
     d.map("/pianobridge/note", lambda _a, *args: got.append((time.monotonic(), args)))
     server = BlockingOSCUDPServer(("127.0.0.1", 0), d)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     session = tmp_path / "run.jsonl"
+    sound = tmp_path / "sonatina.npy"
+    np.save(sound, fluidsynth_render(performance("sonatina"), FLUIDR3, sr=48000)[: 48000 * 10])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     bridge = subprocess.Popen(
         [
@@ -150,32 +175,27 @@ def test_real_audio_through_jack_into_run(jack, tmp_path):
         cwd=ROOT,
         env=env,
     )
+    player = None
     try:
         for line in bridge.stderr:
             if "ready" in line:
                 break
         before = set(jack_ports(":in_"))
         assert before, "the bridge opened no JACK input"
-        from bridge.audio.render import fluidsynth_render
-
-        sound = fluidsynth_render(performance("sonatina"), FLUIDR3, sr=48000)[: 48000 * 10]
-        pos = [0]
-
-        def play(outdata, frames, _t, _s):
-            n = max(0, min(frames, len(sound) - pos[0]))
-            outdata[:] = 0
-            outdata[:n, 0] = sound[pos[0] : pos[0] + n]
-            pos[0] += frames
-
-        player = sd.OutputStream(device="system", channels=1, samplerate=48000, blocksize=256, callback=play)
         mine = set(jack_ports(":out_"))
-        player.start()
-        out_port = sorted(set(jack_ports(":out_")) - mine or jack_ports(":out_"))[0]
+        player = subprocess.Popen(
+            [sys.executable, "-c", PLAYER, str(sound)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert player.stdout.readline().strip() == "started", "the player opened no JACK output"
+        out_port = sorted(set(jack_ports(":out_")) - mine)[0]
         for port in before:
             subprocess.run(["jack_connect", out_port, port], check=True)
-        time.sleep(11)
-        player.close()
+        player.stdin.write("go\n")
+        player.stdin.flush()
+        player.wait(timeout=30)
     finally:
+        if player is not None and player.poll() is None:
+            player.kill()
         bridge.send_signal(signal.SIGINT)
         rest = bridge.communicate(timeout=30)[1]
         server.shutdown()
