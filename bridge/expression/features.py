@@ -302,9 +302,10 @@ def _reach_next(pitch: np.ndarray, onset: np.ndarray, right: np.ndarray) -> np.n
 
 def _key_again(pitch: np.ndarray, onset: np.ndarray, dur: np.ndarray) -> np.ndarray:
     """log2 of the time until the same key is struck again over the note's written length,
-    in [-1, 4] (4: not within 16 quarters). At 0 the key is wanted again the moment the note
-    ends, and players release it early to strike it again: in (n)ASAP such notes are played
-    0.24 log units shorter than a linear fit on the other columns predicts."""
+    in [-1, 4] (a key not struck again within 16 quarters counts as struck at 16). At 0 the key
+    is wanted again the moment the note ends, and players release it early to strike it again:
+    in (n)ASAP such notes are played 0.24 log units shorter than a linear fit on the other
+    columns predicts."""
     again = np.full(len(pitch), 16.0)
     nxt: dict[float, float] = {}  # pitch -> the next onset that strikes it
     for i in np.argsort(onset, kind="stable")[::-1]:
