@@ -305,7 +305,9 @@ def _key_again(pitch: np.ndarray, onset: np.ndarray, dur: np.ndarray) -> np.ndar
     in [-1, 4] (a key not struck again within 16 quarters counts as struck at 16). At 0 the key
     is wanted again the moment the note ends, and players release it early to strike it again:
     in (n)ASAP such notes are played 0.24 log units shorter than a linear fit on the other
-    columns predicts."""
+    columns predicts. Of two notes on one key at one onset (voices in unison), the one listed
+    last waits for the next strike and the other reads as not struck again; giving both the
+    next strike was trained and measured (two seed sets) and did not help (docs/expression.md)."""
     again = np.full(len(pitch), 16.0)
     nxt: dict[float, float] = {}  # pitch -> the next onset that strikes it
     for i in np.argsort(onset, kind="stable")[::-1]:
