@@ -38,7 +38,7 @@ from bridge.expression.render import place
 
 DEFAULT_RECIPE = {
     "seed": 0,
-    "steps": 1500,
+    "steps": 2500,
     "batch": 8,
     "chunk_beats": 64,
     "lr": 2e-3,
