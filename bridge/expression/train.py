@@ -34,25 +34,10 @@ from bridge.expression.data import (
 from bridge.expression.features import N_FEATURES
 from bridge.expression.model import Critic, ExpressionNet, beat_mean, perf_beat_features
 from bridge.expression.network import Scale
-from bridge.expression.render import place
+from bridge.expression.render import MODEL_DIR, place
 
-DEFAULT_RECIPE = {
-    "seed": 0,
-    "steps": 2500,
-    "batch": 8,
-    "chunk_beats": 64,
-    "lr": 2e-3,
-    "critic_lr": 5e-4,
-    "eval_every": 250,
-    "fusion_prob": 0.5,
-    "critic": True,
-    "members": 1,
-    "spoiled_weight": 1.0,
-    "model": {"d": 64, "heads": 4, "beat_window": 16, "bar_window": 8, "phrase_window": 4, "note_window": 32,
-              "z_dim": 8, "hierarchical": True},
-    "weights": {"velocity": 1.0, "trend": 0.5, "tempo": 1.0, "tempo_shape": 2.0, "dev": 0.3, "art": 0.5,
-                "pedal": 0.1, "kl": 0.02, "adv": 0.0},
-}  # fmt: skip
+# the shipped recipe is the default, so a plain `train expression DATA` makes the shipped file
+DEFAULT_RECIPE = json.loads((MODEL_DIR / "expression.recipe.json").read_text())
 
 
 @dataclass
@@ -235,10 +220,11 @@ def validate(net: ExpressionNet, pieces, perfs, val: list[int], max_beats: int =
 
 
 def export(net: ExpressionNet, critic: Critic | None, recipe: dict, path: Path, figures: dict) -> None:
+    """One network and its critic as a weights file of one member (`merge_members` joins them)."""
     arrays = {f"g.{k}": v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
     if critic is not None:
         arrays.update({f"c.{k}": v.detach().numpy().astype(np.float32) for k, v in critic.state_dict().items()})
-    meta = dict(recipe, n_features=N_FEATURES, validation=figures, critic=critic is not None)
+    meta = dict(recipe, members=1, n_features=N_FEATURES, validation=figures, critic=critic is not None)
     arrays["recipe"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
