@@ -193,12 +193,18 @@ def _code_digest() -> str:
     return hashlib.sha256(b"".join((bridge / p).read_bytes() for p in parts)).hexdigest()
 
 
+# read once, as the modules are imported: a run that reads the source again when it prepares
+# keys its arrays by files edited since it started, and another run with those edits would
+# read this run's arrays as its own (it happened on 2026-12-06)
+CODE_DIGEST = _code_digest()
+
+
 def prepare(asap_dir: Path, exclude: Path, cache: Path, progress: bool = True) -> tuple[list[Piece], list[Performance]]:
     """Pieces and performances of the allowed (n)ASAP folders, from the cache when it is there."""
     if not asap_dir.exists():
         raise UserError(f"no such folder: {asap_dir}")
     excluded = asap.read_exclusions(exclude)
-    key = hashlib.sha256(f"{DATA_VERSION}|{sorted(excluded)}|{_code_digest()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{DATA_VERSION}|{sorted(excluded)}|{CODE_DIGEST}".encode()).hexdigest()[:16]
     path = cache / f"expression-data-{key}.npz"
     if path.is_file():
         return load_cache(path)
