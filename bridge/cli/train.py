@@ -65,7 +65,9 @@ def add_parser(sub) -> None:
     audio.add_argument("--batch", type=positive(int), default=16, help="windows per step (default: %(default)s)")
     audio.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (default: %(default)s)")
     expression = tr.add_argument_group("expression (DATA: (n)ASAP, a checkout or its git directory)")
-    expression.add_argument("--recipe", metavar="JSON", help="loss weights and settings over the defaults")
+    expression.add_argument(
+        "--recipe", metavar="JSON", help="settings over the defaults (the shipped model/expression.recipe.json)"
+    )
     expression.add_argument("--exclude", metavar="TXT", help="score folders never read (default: the shared list)")
     expression.add_argument("--prepared", metavar="DIR", help="prepared data (default: ~/.cache/pianobridge)")
     tr.set_defaults(func=run)
