@@ -413,11 +413,11 @@ def train_command(args) -> int:
     out = Path(args.out) if args.out else DEFAULT_WEIGHTS
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if members == 1:
-        best = train(Path(args.pig), exclude, cache, out, dict(recipe, members=1))
+        best = train(Path(args.pig), exclude, cache, out, recipe)
     else:  # member k is the recipe with seed + k; each is trained alone, then they are merged
         parts = [out.with_name(f"{out.stem}.member{k}.npz") for k in range(members)]
         for k, part in enumerate(parts):
-            train(Path(args.pig), exclude, cache, part, dict(recipe, seed=args.seed + k, members=1))
+            train(Path(args.pig), exclude, cache, part, dict(recipe, seed=args.seed + k))
     if dist.is_initialized():  # once, after every member: set up again, a group hangs under torchrun
         dist.destroy_process_group()
     if rank0:
