@@ -1,3 +1,4 @@
+import atexit
 import os
 import shutil
 import subprocess
@@ -13,8 +14,10 @@ SCORES = ROOT / "scores"
 SHARED = ROOT.parent / "shared"
 NASAP = SHARED / "data" / "nasap-dev"
 
-# keep the score cache of a test run away from the user's
-os.environ.setdefault("PIANOBRIDGE_CACHE", tempfile.mkdtemp(prefix="pianobridge-cache-"))
+# keep the score cache of a test run away from the user's, and gone when the run ends
+if "PIANOBRIDGE_CACHE" not in os.environ:
+    os.environ["PIANOBRIDGE_CACHE"] = tempfile.mkdtemp(prefix="pianobridge-cache-")
+    atexit.register(shutil.rmtree, os.environ["PIANOBRIDGE_CACHE"], ignore_errors=True)
 sys.path.insert(0, str(ROOT))
 
 
@@ -71,7 +74,9 @@ def jack():
             time.sleep(0.1)
         if not _jack_running():
             proc.kill()
-            pytest.fail(f"jackd did not start: {Path(log.name).read_text()[-500:]}")
+            why = Path(log.name).read_text()[-500:]
+            os.unlink(log.name)
+            pytest.fail(f"jackd did not start: {why}")
     os.environ["MIDO_BACKEND"] = "mido.backends.rtmidi/UNIX_JACK"  # for the bridge we start
     import mido
 
@@ -83,6 +88,7 @@ def jack():
             sd._terminate()  # exit handler aborts the process (pa_jack.c assertion) once it is gone
         proc.terminate()
         proc.wait(timeout=10)
+        os.unlink(log.name)
         if sd is not None:
             sd._initialize()  # without JACK now: ALSA and OSS only
 

@@ -619,7 +619,7 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
     pytest.importorskip("torch")
     tree, recipe = small_asap_tree(tmp_path)
     out = tmp_path / "w.npz"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))  # torchrun's own folders go there
     with socket.socket() as free:  # not torchrun's default port: another run may hold it
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
