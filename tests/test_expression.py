@@ -508,6 +508,32 @@ def test_render_of_2000_notes_takes_under_2_s():
     assert np.all(np.diff(rend.onset_s[first]) > -0.1)  # chords come in score order
 
 
+def test_the_grace_run_benchmark_measures_a_run_as_played(tmp_path):
+    """benchmarks/expression_graces.py: three grace notes before G5 are one run; played from
+    0.2 s to the main note at 1.0 s (C5 at 0) its span is 0.8 s, a step 0.8/3 s, one second a
+    quarter from C5 to G5; a run with a note not played is left out."""
+    import music21
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from expression_graces import measure, runs
+
+    m = music21.stream.Measure(number=1)
+    m.append(music21.meter.TimeSignature("2/4"))
+    m.append(music21.note.Note("C5", quarterLength=1.0))
+    m.append([music21.note.Note(p, quarterLength=0.5).getGrace() for p in ("D5", "E5", "F5")])
+    m.append(music21.note.Note("G5", quarterLength=1.0))
+    path = tmp_path / "run.musicxml"
+    music21.stream.Score([music21.stream.Part([m])]).write("musicxml", fp=str(path))
+    score = load_score(path, use_cache=False)
+    onset_q = np.array([n.onset_q for n in score.notes])
+    (run,) = runs(onset_q, np.array([n.grace for n in score.notes]))
+    assert run[0] == 1.0 and [score.notes[i].pitch for i in run[1]] == [74, 76, 77]
+    on = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
+    assert np.allclose(measure(on, onset_q, run), (0.8, 0.8 / 3, 1.0))
+    on[2] = np.nan
+    assert measure(on, onset_q, run) is None
+
+
 @needs_weights
 def test_assess_prefers_the_human_performance_and_is_fast():
     sys.path.insert(0, str(ROOT / "benchmarks"))
