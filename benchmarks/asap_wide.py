@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bridge.asap import (  # noqa: E402 - the repository's bridge package, run from a checkout
     ALIGN_SUFFIX,
+    EXCLUSIONS,
     Source,
     piece_key,
     read_exclusions,
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("asap", type=Path, help="asap-dataset checkout or git directory")
     ap.add_argument("out", type=Path)
     ap.add_argument("--per-piece", type=int, default=1, help="performances per score folder (0: all)")
-    ap.add_argument("--exclude", type=Path, default=SHARED / "data" / "nasap-train" / "exclude.txt")
+    ap.add_argument("--exclude", type=Path, default=EXCLUSIONS)
     ap.add_argument("--nasap-dev", type=Path, default=SHARED / "data" / "nasap-dev")
     a = ap.parse_args()
     if a.out.resolve().is_relative_to(ROOT):

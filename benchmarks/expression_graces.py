@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,33 +30,39 @@ from bridge.expression.render import load_network, render  # noqa: E402
 from bridge.musicxml import parse_score  # noqa: E402
 
 MIN_RUN = 3
-EXCLUDE = ROOT.parent / "shared" / "data" / "nasap-train" / "exclude.txt"
 
 
-def runs(onset_q: np.ndarray, grace: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """(onset, grace note indices, main note indices) of every run of MIN_RUN or more."""
+@dataclass
+class Run:
+    """MIN_RUN or more grace notes before main notes at one onset, and the onset before it."""
+
+    graces: np.ndarray  # note indices, in the order written
+    mains: np.ndarray
+    before: np.ndarray  # the notes of the onset before
+    quarters: float  # from the onset before to this one
+
+
+def runs(onset_q: np.ndarray, grace: np.ndarray) -> list[Run]:
+    """Every run of a score (none at its first onset: nothing to time it from)."""
+    uq = np.unique(onset_q)
     out = []
     for q in np.unique(onset_q[grace]):
         gi, mi = np.flatnonzero(grace & (onset_q == q)), np.flatnonzero(~grace & (onset_q == q))
-        if len(gi) >= MIN_RUN and len(mi):
-            out.append((float(q), gi, mi))
+        k = np.searchsorted(uq, q)
+        if len(gi) >= MIN_RUN and len(mi) and k > 0:
+            out.append(Run(gi, mi, np.flatnonzero(onset_q == uq[k - 1]), float(q - uq[k - 1])))
     return out
 
 
-def measure(on: np.ndarray, onset_q: np.ndarray, run: tuple[float, np.ndarray, np.ndarray]) -> tuple | None:
-    """(span s, step s, seconds per quarter from the onset before) of one run, None where the
-    performance misses a note of it or the onset before."""
-    q, gi, mi = run
-    uq = np.unique(onset_q)
-    k = np.searchsorted(uq, q)
-    if k == 0 or np.isnan(on[gi]).any() or np.isnan(on[mi]).all():
+def measure(on: np.ndarray, run: Run) -> tuple[float, float, float] | None:
+    """(span s, step s, seconds per quarter from the onset before) of one run played at onsets
+    ``on`` (nan: not played); None where a grace note, every main note or the onset before is
+    missing."""
+    if np.isnan(on[run.graces]).any() or np.isnan(on[run.mains]).all() or np.isnan(on[run.before]).all():
         return None
-    before = on[onset_q == uq[k - 1]]
-    if np.isnan(before).all():
-        return None
-    main = np.nanmedian(on[mi])
-    span = main - on[gi].min()
-    return span, span / len(gi), (main - np.nanmedian(before)) / (q - uq[k - 1])
+    main = np.nanmedian(on[run.mains])
+    span = main - on[run.graces].min()
+    return span, span / len(run.graces), (main - np.nanmedian(on[run.before])) / run.quarters
 
 
 def main() -> None:
@@ -63,7 +70,7 @@ def main() -> None:
     ap.add_argument("asap_dir", type=Path)
     ap.add_argument("--weights")
     ap.add_argument("--all", action="store_true", help="training pieces too, not only the validation split")
-    ap.add_argument("--exclude", type=Path, default=EXCLUDE, help="(n)ASAP folders nothing may touch")
+    ap.add_argument("--exclude", type=Path, default=asap.EXCLUSIONS, help="(n)ASAP folders nothing may touch")
     ap.add_argument("--json")
     a = ap.parse_args()
     net = load_network(a.weights)
@@ -91,12 +98,11 @@ def main() -> None:
             if tsv is None:
                 continue
             on = np.full(len(score.notes), np.nan)
-            for line in tsv.decode().splitlines()[1:]:
-                cols = line.split("\t")
-                if len(cols) == 6 and cols[1] != "deletion" and cols[0] != "insertion" and cols[0] in index:
-                    on[index[cols[0]]] = float(cols[5])
+            for xml_id, _, onset in asap.alignment_rows(tsv):
+                if xml_id in index:
+                    on[index[xml_id]] = onset
             for run in found:
-                h, m = measure(on, onset_q, run), measure(rendered, onset_q, run)
+                h, m = measure(on, run), measure(rendered, run)
                 if h is not None and m is not None:
                     human.append(h)
                     model.append(m)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ALIGN_SUFFIX = "_note_alignments/note_alignment.tsv"
+# the exclusion list of a development checkout (the project beside ../shared)
+EXCLUSIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasap-train" / "exclude.txt"
 # score folders that are another version of the same music (repeats taken or not, a trio left out)
 VERSION = re.compile(r"_(no_repeat|repeat|no_2_repeat|no_first_repeat|extra_repeat|no_trio)$")
 
@@ -48,6 +50,17 @@ def aligned_performances(paths: Iterable[str]) -> dict[str, list[str]]:
             folder, perf = p[: -len(ALIGN_SUFFIX)].rsplit("/", 1)
             out.setdefault(folder, []).append(perf)
     return {f: sorted(v) for f, v in sorted(out.items())}
+
+
+def alignment_rows(tsv: bytes) -> list[tuple[str, int, float]]:
+    """(score note id, MIDI pitch, performed onset in s) of each score note a performance plays,
+    from its note alignment (insertions and deletions left out)."""
+    rows = []
+    for line in tsv.decode().splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) == 6 and cols[1] != "deletion" and cols[0] != "insertion":
+            rows.append((cols[0], int(cols[4]), float(cols[5])))
+    return rows
 
 
 def select(paths: Iterable[str], excluded: set[str]) -> dict[str, list[str]]:

@@ -527,11 +527,12 @@ def test_the_grace_run_benchmark_measures_a_run_as_played(tmp_path):
     score = load_score(path, use_cache=False)
     onset_q = np.array([n.onset_q for n in score.notes])
     (run,) = runs(onset_q, np.array([n.grace for n in score.notes]))
-    assert run[0] == 1.0 and [score.notes[i].pitch for i in run[1]] == [74, 76, 77]
+    assert [score.notes[i].pitch for i in run.graces] == [74, 76, 77] and run.quarters == 1.0
+    assert [score.notes[i].pitch for i in run.before] == [72] and [score.notes[i].pitch for i in run.mains] == [79]
     on = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
-    assert np.allclose(measure(on, onset_q, run), (0.8, 0.8 / 3, 1.0))
+    assert np.allclose(measure(on, run), (0.8, 0.8 / 3, 1.0))
     on[2] = np.nan
-    assert measure(on, onset_q, run) is None
+    assert measure(on, run) is None
 
 
 @needs_weights

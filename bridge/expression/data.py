@@ -235,13 +235,8 @@ def prepare(asap_dir: Path, exclude: Path, cache: Path, progress: bool = True) -
             tsv = src.read(f"{folder}/{name}{asap.ALIGN_SUFFIX}")
             if midi is None or tsv is None:
                 continue
-            rows = []
-            for line in tsv.decode().splitlines()[1:]:
-                cols = line.split("\t")
-                if len(cols) == 6 and cols[1] != "deletion" and cols[0] != "insertion":
-                    rows.append((cols[0], int(cols[4]), float(cols[5])))
             notes, pedal = read_midi(midi)
-            perf = performance_targets(score, tree, notes, pedal, rows)
+            perf = performance_targets(score, tree, notes, pedal, asap.alignment_rows(tsv))
             if perf is not None:
                 perf.piece = len(pieces)
                 got.append(perf)

@@ -20,9 +20,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from bridge import asap
 from bridge.errors import UserError
 from bridge.expression.data import (
-    ROOT,
     ChunkArrays,
     Performance,
     Piece,
@@ -406,7 +406,7 @@ def train_command(args) -> int:
         recipe["steps"] = args.steps
     recipe["seed"] = args.seed
     members = args.members or recipe["members"]
-    exclude = Path(args.exclude) if args.exclude else ROOT.parent / "shared" / "data" / "nasap-train" / "exclude.txt"
+    exclude = Path(args.exclude) if args.exclude else asap.EXCLUSIONS
     if not exclude.is_file():
         raise UserError(f"no exclusion list at {exclude} (give --exclude)")
     cache = Path(args.prepared) if args.prepared else cache_dir() / "expression"
