@@ -443,3 +443,74 @@ def test_training_renders_aligned_targets_and_exports_a_usable_network(tmp_path)
     assert "gate AUC" in lines[0]
     real = Gate(tmp_path / "gate.npz")(x)
     assert real.shape == y.shape and real[y == 1].mean() > real[y == 0].mean()
+
+
+def rendered_as(program, soundfont, tmp_path, name="minuet"):
+    """A bundled performance played by another General MIDI instrument, as a WAV."""
+    from bridge.audio.train_instrument import as_program
+
+    midi = tmp_path / f"{name}-{program}.mid"
+    as_program(performance(name), program, str(midi))
+    return render(midi, soundfont, tmp_path / f"{name}-{program}.wav")
+
+
+@needs_synth
+@pytest.mark.parametrize("program, instrument", [(40, "violin"), (73, "flute"), (71, "clarinet"), (52, "choir")])
+def test_a_recording_of_another_instrument_is_one_line_and_exit_2(tmp_path, program, instrument):
+    """The detector would hear notes in it, and the follower would flag hundreds of them."""
+    wav = rendered_as(program, FLUIDR3, tmp_path)
+    p = cli("follow", bundled("minuet"), wav, "--jsonl", tmp_path / "o.jsonl")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, (instrument, p.stderr)
+    assert "does not sound like a piano" in lines[0], (instrument, p.stderr)
+
+
+@needs_synth
+def test_pianos_in_any_sound_room_and_noise_pass_the_piano_check(tmp_path):
+    """Never trained on TimGM6mb; rooms and noise as the detector's training draws them."""
+    from bridge.audio.instrument import REFUSE_LOGODDS, InstrumentCheck
+    from bridge.audio.render import room
+
+    check = InstrumentCheck()
+    rng = np.random.default_rng(1)
+    for program in (0, 1, 2):
+        for sf2 in (FLUIDR3, TIMGM):
+            x, _ = read_audio(rendered_as(program, sf2, tmp_path))
+            for y in (x, room(x, rng), room(x, rng)):
+                assert check.piano_logodds(y) > REFUSE_LOGODDS + 2, (program, sf2)
+
+
+def test_a_broken_instrument_check_file_is_one_clear_error(tmp_path):
+    from bridge.audio.instrument import InstrumentCheck
+
+    bad = tmp_path / "check.npz"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(UserError, match="not a usable instrument check"):
+        InstrumentCheck(bad)
+    np.savez(bad, mean=np.zeros(3), scale=np.ones(3), w=np.zeros(3), b=np.float32(0))
+    with pytest.raises(UserError, match="made for other features"):
+        InstrumentCheck(bad)
+
+
+@needs_synth
+@pytest.mark.slow
+def test_the_piano_check_trains_from_midi_performances(tmp_path):
+    """The training command on one short bundled performance: a usable file that refuses a violin."""
+    from bridge.audio.instrument import InstrumentCheck
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    shutil.copy(performance("scale_study"), folder)
+    out = tmp_path / "check.npz"
+    p = cli("train", "audio-instrument", folder, "--out", out, "--workers", "2")
+    assert p.returncode == 0, p.stderr
+    for line in ("TimGM6mb (unseen) pianos: 4 renderings", "TimGM6mb (unseen) sustained: 28 renderings"):
+        assert line in p.stdout, p.stdout
+    check = InstrumentCheck(out)
+    x, _ = read_audio(rendered_as(40, FLUIDR3, tmp_path, "scale_study"))
+    y, _ = read_audio(rendered_as(0, FLUIDR3, tmp_path, "scale_study"))
+    assert check.piano_logodds(x) < 0 < check.piano_logodds(y)
+    p = cli("train", "audio-instrument", tmp_path / "none", "--out", out)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"pianobridge: error: no MIDI performances (*.mid) in {tmp_path / 'none'}"
+    ], p.stderr

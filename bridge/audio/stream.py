@@ -9,6 +9,7 @@ been followed already.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -49,14 +50,16 @@ def blocks_of(samples: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:
 
 
 class FileDetection:
-    """An audio file as the engine's input: read (UserError for a bad file), then
-    detected frame by frame as the engine follows."""
+    """An audio file as the engine's input: read (UserError for a bad file or one that is
+    not a piano), then detected frame by frame as the engine follows."""
 
     def __init__(self, path: str, network_path: str | None = None):
         from bridge.audio.detector import MODEL, Gate, Network
         from bridge.audio.files import read_audio
+        from bridge.audio.instrument import require_piano
 
         self.samples, self.warnings = read_audio(path)
+        require_piano(self.samples, Path(path).name)
         self.detector = NoteDetector(Network(network_path or MODEL), gate=Gate())
         self.notes = 0
 

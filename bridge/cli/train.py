@@ -17,17 +17,22 @@ def add_parser(sub) -> None:
         "performances under DATA (as benchmarks/asap_wide.py lays them out; nasap-dev's pieces are left out) "
         "with FluidSynth and trains the note detector, written as ONNX (see docs/audio.md); audio-gate: renders "
         "the performances after the network's first --pieces (default 120) and trains the detector's gate "
-        "(model/audio_gate.npz). expression: trains the expression ensemble on every (n)ASAP piece "
-        "the exclusion list allows and writes model/expression.npz (see docs/expression.md). Needs torch.",
+        "(model/audio_gate.npz); audio-instrument: renders the MIDI performances in DATA (the bundled ones: "
+        "scores/performances) as pianos and as sustained instruments and fits the check that refuses an audio file "
+        "that is not a piano (model/audio_instrument.npz). expression: trains the expression ensemble on every (n)ASAP piece "
+        "the exclusion list allows and writes model/expression.npz (see docs/expression.md). Needs torch (audio-instrument does not).",
     )
-    tr.add_argument("task", choices=("fingering", "hands", "audio", "audio-gate", "expression"))
+    tr.add_argument("task", choices=("fingering", "hands", "audio", "audio-gate", "audio-instrument", "expression"))
     tr.add_argument(
         "pig",
         metavar="DATA",
         help="PIG dataset folder (PianoFingeringDataset_v1.2 or its FingeringFiles); for audio, the asap-wide "
-        "folder; for expression, the (n)ASAP checkout or its git directory",
+        "folder; for audio-instrument, a folder of MIDI performances; for expression, the (n)ASAP checkout or its git directory",
     )
-    tr.add_argument("--out", help="weights file (default: model/TASK.npz; model/audio.onnx, model/audio_gate.npz)")
+    tr.add_argument(
+        "--out",
+        help="weights file (default: model/TASK.npz; model/audio.onnx, model/audio_gate.npz, model/audio_instrument.npz)",
+    )
     tr.add_argument("--members", type=positive(int), default=None, help="networks in the ensemble")
     tr.add_argument("--steps", type=positive(int), default=None, help="training steps per network")
     tr.add_argument("--seed", type=int, default=0)
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         from bridge.expression.train import train_command as expression_command
 
         return expression_command(args)
+    if args.task == "audio-instrument":
+        from bridge.audio.train_instrument import instrument_command
+
+        return instrument_command(args)
     if args.task in ("audio", "audio-gate"):
         from bridge.audio.train import train_command as audio_command
 
