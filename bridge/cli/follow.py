@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
         help="replay a MIDI or audio performance against a score and write verdicts as JSONL",
         description="Replay PERFORMANCE through the same engine as live input, causally, "
         "and write one JSON object per event (see docs/events.md). An audio recording (WAV, FLAC, "
-        "OGG, MP3, ...) goes through the note detector first (see docs/audio.md).",
+        "OGG, MP3, ...) of a piano goes through the note detector first; one that clearly is not a piano is refused "
+        "(see docs/audio.md).",
     )
     f.add_argument("score", help="MusicXML score (.musicxml, .xml or .mxl)")
     f.add_argument("performance", help="MIDI file or audio recording of the performance")
