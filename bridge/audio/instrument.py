@@ -70,6 +70,11 @@ def segments(samples: np.ndarray, limit: int | None = MAX_SEGMENTS) -> list[np.n
     return out
 
 
+def logodds(features: np.ndarray, mean: np.ndarray, scale: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+    """(n, N_FEATURES) -> (n,) log-odds of a piano under the regression (mean, scale, w, b)."""
+    return ((features - mean) / scale) @ w + b
+
+
 class InstrumentCheck:
     """The trained logistic regression over ``envelope_features``."""
 
@@ -83,20 +88,16 @@ class InstrumentCheck:
             raise UserError(f"not a usable instrument check: {path} (made for other features)")
         self.basis = mel_basis()
 
-    def logodds(self, features: np.ndarray) -> np.ndarray:
-        """(n, N_FEATURES) -> (n,) log-odds that each piece of sound is a piano."""
-        return ((features - self.mean) / self.scale) @ self.w + self.b
-
     def piano_logodds(self, samples: np.ndarray) -> float | None:
         """Mean log-odds of a piano over the first MAX_SEGMENTS pieces of ``samples``; None
         where nothing in it sounds enough to tell."""
         feats = [f for y in segments(samples) if (f := envelope_features(log_mel(y, self.basis))) is not None]
-        return float(np.mean(self.logodds(np.array(feats)))) if feats else None
+        return float(np.mean(logodds(np.array(feats), self.mean, self.scale, self.w, self.b))) if feats else None
 
 
-def require_piano(samples: np.ndarray, name: str, check: InstrumentCheck | None = None) -> None:
+def require_piano(samples: np.ndarray, name: str) -> None:
     """UserError for a recording that is clearly not a piano."""
-    odds = (check or InstrumentCheck()).piano_logodds(samples)
+    odds = InstrumentCheck().piano_logodds(samples)
     if odds is not None and odds < REFUSE_LOGODDS:
         raise UserError(
             f"{name} does not sound like a piano (its notes swell and hold instead of decaying; "

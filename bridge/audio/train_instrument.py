@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from bridge.audio.features import log_mel, mel_basis
-from bridge.audio.instrument import MAX_SEGMENTS, MODEL, N_FEATURES, REFUSE_LOGODDS, envelope_features, segments
+from bridge.audio.instrument import (
+    MAX_SEGMENTS,
+    MODEL,
+    N_FEATURES,
+    REFUSE_LOGODDS,
+    envelope_features,
+    logodds,
+    segments,
+)
 from bridge.audio.render import fluidsynth_render, room
 from bridge.audio.train import TRAIN_SOUNDFONTS
 from bridge.errors import UserError
@@ -107,9 +115,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
 def report(odds: np.ndarray, prog: np.ndarray, rendering: np.ndarray, label: str, log=print) -> None:
     """Per group of programs, over whole renderings as `follow` judges a file (the mean over
     its first MAX_SEGMENTS pieces): the lowest and median log-odds, and the share refused."""
-    first = np.concatenate([np.flatnonzero(rendering == r)[:MAX_SEGMENTS] for r in np.unique(rendering)])
-    files = np.unique(rendering[first])
-    mean = np.array([odds[first][rendering[first] == r].mean() for r in files])
+    files = np.unique(rendering)
+    mean = np.array([odds[rendering == r][:MAX_SEGMENTS].mean() for r in files])
     prog = np.array([prog[rendering == r][0] for r in files])
     for name, group in (("pianos", PIANOS), ("sustained", SUSTAINED), ("plucked", PLUCKED)):
         o = mean[np.isin(prog, group)]
@@ -129,9 +136,9 @@ def instrument_command(args: argparse.Namespace) -> int:
     x, prog, rendering = examples(midis, PIANOS + SUSTAINED, TRAIN_SOUNDFONTS, args.workers)
     y = np.isin(prog, PIANOS).astype(float)
     mean, scale, w, b = fit_logistic(x, y)
-    report(((x - mean) / scale) @ w + b, prog, rendering, "training")
+    report(logodds(x, mean, scale, w, b), prog, rendering, "training")
     xu, pu, ru = examples(midis, PIANOS + SUSTAINED + PLUCKED, (UNSEEN,), args.workers)
-    report(((xu - mean) / scale) @ w + b, pu, ru, "TimGM6mb (unseen)")
+    report(logodds(xu, mean, scale, w, b), pu, ru, "TimGM6mb (unseen)")
     out = Path(args.out or MODEL)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, mean=mean, scale=scale, w=w, b=np.float32(b))
