@@ -480,6 +480,26 @@ def test_pianos_in_any_sound_room_and_noise_pass_the_piano_check(tmp_path):
                 assert check.piano_logodds(y) > REFUSE_LOGODDS + 2, (program, sf2)
 
 
+@needs_synth
+def test_live_sound_is_judged_once_on_its_first_half_minute_of_notes(tmp_path):
+    """Pieces with too few notes heard (talk, room noise) wait; the verdict comes once."""
+    from bridge.audio.instrument import LIVE_NOTES, REFUSE_LOGODDS, SEGMENT_S, InstrumentCheck, InstrumentWatch
+
+    check = InstrumentCheck()
+    for program, piano in ((0, True), (40, False)):
+        x, _ = read_audio(rendered_as(program, FLUIDR3, tmp_path))
+        watch = InstrumentWatch(check, notes=100)
+        per_piece = int(SEGMENT_S * SR) // 4096 + 1  # blocks that fill a piece
+        verdicts = []
+        for i, block in enumerate(blocks_of(x)):
+            quiet = i < per_piece  # no notes heard in the first piece: it is not judged
+            verdicts += [(i, v) for v in [watch.push(block, 100 + (0 if quiet else i * LIVE_NOTES))] if v is not None]
+        assert len(verdicts) == 1, (program, verdicts)
+        at, odds = verdicts[0]
+        assert at == 3 * per_piece - 1  # after the quiet piece and two judged ones
+        assert (odds > REFUSE_LOGODDS + 2) if piano else (odds < REFUSE_LOGODDS), (program, odds)
+
+
 def test_a_broken_instrument_check_file_is_one_clear_error(tmp_path):
     from bridge.audio.instrument import InstrumentCheck
 

@@ -15,6 +15,7 @@ import soundfile as sf
 from conftest import ROOT, bundled, cli, performance
 from test_audio import FLUIDR3, notes_of, paired
 
+from bridge.audio.files import read_audio
 from bridge.audio.live import AudioInput, PlayedSource, detector_factory
 from bridge.events import Missed, NoteVerdict, Status
 from bridge.live.runtime import LiveBridge
@@ -105,6 +106,37 @@ def test_a_device_that_vanishes_is_reported_and_reopened(sonatina, tmp_path):
     assert states.index("device_lost") < states.index("device_connected")
     assert states[-1] == "stopped"  # the bridge kept going to the end
     assert any(isinstance(e, NoteVerdict) for e in out)
+
+
+class Burst(PlayedSource):
+    """A recording delivered as fast as the detector takes it, stamped as if played."""
+
+    def open(self, deliver, clock):
+        start = clock()
+        for s in range(0, len(self.samples), self.block):
+            deliver(self.samples[s : s + self.block], start + s / 22050)
+        self.done.set()
+
+
+@pytest.mark.parametrize("program", [40, 0])
+def test_a_live_sound_that_is_no_piano_is_said_once_and_followed_on(program, tmp_path):
+    """A violin is said to be no piano half a minute into its notes; a piano is not."""
+    from test_audio import rendered_as
+
+    sound, _ = read_audio(rendered_as(program, FLUIDR3, tmp_path))
+    bridge, audio, out = live_run(sound, Burst(sound, block=4096, name="usb mic"), tmp_path)
+    audio.drain(60)
+    audio.close()
+    bridge.stop()
+    states = [e for e in out if isinstance(e, Status)]
+    said = [e for e in states if e.state == "not_piano"]
+    assert states[-1].state == "stopped" and any(isinstance(e, NoteVerdict) for e in out)
+    if program == 0:
+        assert not said, said
+        return
+    assert len(said) == 1 and said[0].detail.startswith("audio: usb mic: its notes swell"), said
+    log = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert [e["dir"] for e in log if e.get("state") == "not_piano"] == ["in", "out"]  # a replay says it again
 
 
 def jack_ports(kind):

@@ -7,7 +7,9 @@ sound moves: every note starts with a jump and then only decays, while a bowed, 
 held note swells, wavers and holds. ``envelope_features`` measures that on the log-mel
 frames the detector uses; a logistic regression (``model/audio_instrument.npz``, trained by
 `pianobridge train audio-instrument` on renderings of the bundled performances) turns it
-into the odds of a piano. Only a recording that is clearly not a piano is refused.
+into the odds of a piano. Only a recording that is clearly not a piano is refused; live
+sound (``InstrumentWatch``) is judged once, on its first half minute of notes, and only
+said to be no piano.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ N_FEATURES = len(LAGS) * (len(QUANTILES) + 2) + 2
 # refused where the mean log-odds of a piano over the segments is under this: 4 below
 # every piano rendering in training and on the unseen soundfont (docs/audio.md)
 REFUSE_LOGODDS = -3.0
+# live, the first LIVE_SEGMENTS pieces in which the detector heard LIVE_NOTES notes or more
+# are judged (talk and room noise between pieces are not)
+LIVE_SEGMENTS, LIVE_NOTES = 2, 8
 
 
 def envelope_features(mel: np.ndarray) -> np.ndarray | None:
@@ -88,18 +93,53 @@ class InstrumentCheck:
             raise UserError(f"not a usable instrument check: {path} (made for other features)")
         self.basis = mel_basis()
 
+    def segment_logodds(self, y: np.ndarray) -> float | None:
+        """Log-odds of a piano for one piece (mono, SR); None where too little of it sounds."""
+        f = envelope_features(log_mel(y, self.basis))
+        return None if f is None else float(logodds(f[None], self.mean, self.scale, self.w, self.b)[0])
+
     def piano_logodds(self, samples: np.ndarray) -> float | None:
         """Mean log-odds of a piano over the first MAX_SEGMENTS pieces of ``samples``; None
         where nothing in it sounds enough to tell."""
-        feats = [f for y in segments(samples) if (f := envelope_features(log_mel(y, self.basis))) is not None]
-        return float(np.mean(logodds(np.array(feats), self.mean, self.scale, self.w, self.b))) if feats else None
+        odds = [o for y in segments(samples) if (o := self.segment_logodds(y)) is not None]
+        return float(np.mean(odds)) if odds else None
+
+
+class InstrumentWatch:
+    """The check on live sound, fed block by block: the mean log-odds of a piano over the
+    first LIVE_SEGMENTS pieces of SEGMENT_S in which the detector heard notes, given once."""
+
+    def __init__(self, check: InstrumentCheck, notes: int = 0):
+        self.check = check
+        self.blocks: list[np.ndarray] = []
+        self.size = 0
+        self.notes_before = notes  # notes heard before the piece being collected
+        self.odds: list[float] = []
+
+    def push(self, block: np.ndarray, notes: int) -> float | None:
+        """Take a block (mono, SR) and the count of notes heard so far; the verdict (mean
+        log-odds) when it is reached, else None (and always None after it)."""
+        if len(self.odds) == LIVE_SEGMENTS:
+            return None
+        self.blocks.append(block)
+        self.size += len(block)
+        if self.size < SEGMENT_S * SR:
+            return None
+        if notes - self.notes_before >= LIVE_NOTES:
+            odds = self.check.segment_logodds(np.concatenate(self.blocks))
+            if odds is not None:
+                self.odds.append(odds)
+        self.blocks, self.size, self.notes_before = [], 0, notes
+        return float(np.mean(self.odds)) if len(self.odds) == LIVE_SEGMENTS else None
 
 
 def require_piano(samples: np.ndarray, name: str) -> None:
     """UserError for a recording that is clearly not a piano."""
     odds = InstrumentCheck().piano_logodds(samples)
     if odds is not None and odds < REFUSE_LOGODDS:
-        raise UserError(
-            f"{name} does not sound like a piano (its notes swell and hold instead of decaying; "
-            f"piano log-odds {odds:.1f}): pianobridge follows pianos"
-        )
+        raise UserError(f"{name} does not sound like a piano ({not_piano(odds)}): pianobridge follows pianos")
+
+
+def not_piano(odds: float) -> str:
+    """Why a sound was taken for no piano."""
+    return f"its notes swell and hold instead of decaying; piano log-odds {odds:.1f}"

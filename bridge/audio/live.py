@@ -6,7 +6,9 @@ A source delivers mono blocks with the bridge-clock time of their first sample; 
 timeline starts at the first block, and every later time counts samples from there (a
 device's sample clock is steadier than the time a callback runs). A device that stops
 delivering is reported (``device_lost``), its sounding keys released, and reopened every
-second until it is back (``device_connected``); the bridge keeps running throughout.
+second until it is back (``device_connected``); the bridge keeps running throughout. A
+sound that is no piano (``instrument.InstrumentWatch``) is said once per device session
+(``not_piano``), and followed all the same.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from bridge.audio.detector import Expected, NoteDetector
 from bridge.audio.features import SR, Spectrogram
+from bridge.audio.instrument import REFUSE_LOGODDS, InstrumentCheck, InstrumentWatch, not_piano
 from bridge.audio.stream import detect, judge_missed
 from bridge.errors import UserError
 from bridge.events import Event, Missed, NoteOn, NoteVerdict, OutputEvent, Status
@@ -151,6 +154,7 @@ class AudioInput:
     ):
         self.source, self.submit, self.clock, self.expected = source, submit, clock, expected
         self.make_detector = make_detector
+        self.check = InstrumentCheck()  # a broken file is a clear error before anything starts
         self.blocks: deque = deque()
         self.dropped = 0
         self.cond = threading.Condition()
@@ -175,6 +179,7 @@ class AudioInput:
         import soxr
 
         resampler = None
+        watch = InstrumentWatch(self.check, self.notes)
         while not self._closing.is_set():
             with self.cond:
                 while not self.blocks and not self._closing.is_set() and self._session == session:
@@ -187,6 +192,11 @@ class AudioInput:
             if self.source.rate != SR:
                 resampler = resampler or soxr.ResampleStream(self.source.rate, SR, 1, dtype="float32")
                 block = resampler.resample_chunk(block)
+            odds = watch.push(block, self.notes)
+            if odds is not None and odds < REFUSE_LOGODDS:
+                self.submit(
+                    Status(round(self.clock(), 4), "not_piano", f"audio: {self.source.name}: {not_piano(odds)}")
+                )
             yield block
 
     def _work(self) -> None:

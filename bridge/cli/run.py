@@ -97,7 +97,7 @@ def add_parser(sub) -> None:
         "--audio-in",
         metavar="DEVICE",
         help="follow an acoustic piano through this sound input (exact name or a unique part; `pianobridge ports` "
-        "lists them; see docs/audio.md)",
+        "lists them; a sound that is not a piano is said once, as status not_piano; see docs/audio.md)",
     )
     live.add_argument("--config", metavar="FILE.toml", help="settings: " + ", ".join(sorted(CONFIG_KEYS)))
     live.add_argument("--session", metavar="FILE", help="session log file (default: a new file in session_dir)")
