@@ -8,6 +8,8 @@ the yardstick's; it skips the subprocess so a parameter change can be checked in
 The figures to report come from eval_follow.py itself (benchmarks/follow.py). One figure
 is added: ``sure_wrong``, the share of notes placed more than a quarter off while the
 follower reported confidence 0.9 or more (a wrong place it did not say it was unsure of).
+And ``transposed``: ``status transposed`` events per performance (none of these is
+transposed: each one is a false alarm).
 And ``miss_p``: the share of ``missed`` reports whose note was really not played (neither in
 the recording's alignment nor among the notes a scenario played instead), a false "you
 missed this note" being a correction the player did not earn.
@@ -31,7 +33,19 @@ import yardsticks
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-KEYS = ("pos1q", "match", "lost", "sure_wrong", "err_p", "err_r", "false_flag", "miss_r", "miss_p", "recover_s")
+KEYS = (
+    "pos1q",
+    "match",
+    "lost",
+    "sure_wrong",
+    "err_p",
+    "err_r",
+    "false_flag",
+    "miss_r",
+    "miss_p",
+    "recover_s",
+    "transposed",
+)
 SURE = 0.9  # a place reported this confidently is one the player can rely on
 # the error flags again with ``revised`` events applied (a press a later, better-timed
 # press took its note from counts as extra); the yardstick scores first verdicts only
@@ -96,6 +110,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
             r["sure_wrong"] = sure_wrong(ef, notes, paired, full, base)
             r["miss_p"] = miss_precision(score, notes, events)
+            r["transposed"] = sum(e.get("state") == "transposed" for e in events)
             out[s] = {k: r[k] for k in KEYS if k in r}
             if any(e["type"] == "revised" for e in events):
                 rev = revised_notes(events) + [e for e in events if e["type"] != "note"]

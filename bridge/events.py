@@ -218,7 +218,8 @@ class Sounded(Event):
 @dataclass(frozen=True, slots=True)
 class Status(Event):
     """A change in the bridge's state: score_loaded, confidence_low, following,
-    device_connected, device_lost, not_piano, stopped (docs/events.md lists them all)."""
+    transposed, device_connected, device_lost, not_piano, stopped (docs/events.md lists
+    them all)."""
 
     type: ClassVar[str] = "status"
     t: float

@@ -39,6 +39,7 @@ from bridge.fingerid import FingerWatcher
 from bridge.fingering import LEFT, Fingering, finger_text
 from bridge.follow.follower import Follower, FollowerParams, FollowerStep
 from bridge.follow.matcher import Judgement, Matcher, MatcherParams
+from bridge.follow.transpose import TranspositionWatch, describe
 from bridge.keyboard import Calibration
 from bridge.score import Score
 
@@ -97,6 +98,7 @@ class Engine:
         self.sostenuto_held: set[int] = set()
         self.held: dict[int, _Held] = {}  # pitch -> the sounding note
         self.lost = False  # the follower's confidence fell; said once, until it recovers
+        self.transposition = TranspositionWatch(score)
 
     # -- positions ------------------------------------------------------------
 
@@ -116,7 +118,7 @@ class Engine:
         for ev in self.score.events[max(at, 0) : at + ahead + 1]:
             due = Matcher.due(ev.onset_q, step) if step is not None else math.nan
             for k in ev.notes:
-                p = self.score.notes[k].pitch
+                p = self.score.notes[k].pitch + self.transposition.shift  # as the keyboard sounds it
                 if k not in self.matcher.played and math.isnan(out.get(p, math.nan)):
                     out[p] = due
                 out.setdefault(p, math.nan)
@@ -131,12 +133,10 @@ class Engine:
     def feed(self, ev: InputEvent) -> list[OutputEvent]:
         """Process one input event (in time order); returns what it produced."""
         self.last_t = ev.t
-        if isinstance(ev, NoteOn):
-            if ev.velocity == 0:
-                return self._note_off(NoteOff(ev.t, ev.pitch, ev.channel))
+        if isinstance(ev, NoteOn) and ev.velocity:
             return [] if self.paused else self._note_on(ev)
-        if isinstance(ev, NoteOff):
-            return self._note_off(ev)
+        if isinstance(ev, NoteOn | NoteOff):
+            return self._note_off(NoteOff(ev.t, ev.pitch, ev.channel))
         if isinstance(ev, Control):
             return self._control(ev)
         if isinstance(ev, Status | Annotation):  # pass through, in order with the rest
@@ -258,27 +258,34 @@ class Engine:
         return seen + self._missed(self.matcher.finish(self.last_step.event), self.last_t, self.last_step)
 
     def _note_on(self, ev: NoteOn) -> list[OutputEvent]:
+        """A key press, followed as the note written for it under the keyboard's
+        transposition (reported with the pitch it sent); a change of transposition is
+        said (``status transposed``)."""
         out: list[OutputEvent] = []
         if ev.pitch in self.held:  # re-struck while still sounding (pedal): the old one ends
             out += self._end_sounding(ev.pitch, ev.t)
-        step = self.follower.observe(ev.pitch, ev.t)
+        written = ev.pitch - self.transposition.shift
+        written = written if 0 <= written < 128 else ev.pitch
+        step = self.follower.observe(written, ev.t)
         if step.jumped_from is not None:
             out.append(self._jump(ev.t, step.jumped_from, step.event, step.confidence))
-        j = self.matcher.judge(step, ev.pitch, ev.t, ev.velocity)
+        j = self.matcher.judge(step, written, ev.t, ev.velocity)
         if j.note is not None:
-            self.follower.mark_played(self._event_of(j.note, step.event), ev.pitch)
+            self.follower.mark_played(self._event_of(j.note, step.event), written)
         out += self._missed(j.missed, ev.t, step)
         # a press heard faintly, let through as a note the score expected, that is not that
         # note is taken for noise rather than shown as a wrong or extra note
         if j.note is not None or ev.sure:
-            out += self._verdict(ev, step, j)
+            out += self._verdict(ev, written, step, j)
         out += self._confidence_change(ev.t, step.confidence, self.score.events[step.event].measure)
         self.last_step = step
-        return out
+        shift = self.transposition.press(ev.pitch, j.verdict == "correct")
+        return out if shift is None else [*out, Status(ev.t, "transposed", describe(shift))]
 
-    def _verdict(self, ev: NoteOn, step: FollowerStep, j: Judgement) -> list[OutputEvent]:
+    def _verdict(self, ev: NoteOn, written: int, step: FollowerStep, j: Judgement) -> list[OutputEvent]:
         """The press's verdict (and a ``revised`` one where it took a note from an earlier
-        press); the key is held from here."""
+        press); the key is held from here. ``written``: the key the player pressed, the
+        keyboard's transposition taken off."""
         about = j.note if j.note is not None else j.intended
         info = self.score.notes[about] if about is not None else None
         verdict = NoteVerdict(
@@ -307,7 +314,7 @@ class Engine:
         if j.took_from is not None and verdict.match is not None:
             out.append(Revised(ev.t, j.took_from, ev.pitch, "extra", verdict.match.note_id, verdict.match.pass_no))
         if self.watcher is not None:
-            self.watcher.note_on(ev.t, ev.pitch, verdict.match, self._planned(about, verdict.suggested_finger))
+            self.watcher.note_on(ev.t, written, verdict.match, self._planned(about, verdict.suggested_finger))
         self.held[ev.pitch] = _Held(ev.t, verdict.match)
         return out
 

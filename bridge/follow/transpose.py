@@ -1,0 +1,104 @@
+"""Is the keyboard transposed? An octave-shift button or a digital piano's transpose
+setting moves every key by the same interval, and the follower, which knows only the
+written pitches, turns a faultless performance into hundreds of wrong notes and jumps.
+
+``TranspositionWatch`` looks only while the presses are mostly not correct. It asks, for
+each interval a keyboard is commonly set to, whether the last presses, moved back by it,
+are the score's notes in their order somewhere (an alignment that moves at most STEP
+events per press, from any event on). A shift is taken where it explains nearly every
+press while the one in use explains at most half, at three looks in a row: a player's
+wrong notes are not one interval off everywhere, music played elsewhere in the score is
+explained as it is, and other music (or none) fits some shift by chance only for a look
+(docs/benchmarks.md gives the rates). Pitches are MIDI numbers; no time is needed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from bridge.score import Score
+
+# the intervals a keyboard is set to: octave shifts, and a digital piano's transpose
+SHIFTS = (0, 12, -12, 24, -24, 1, -1, 2, -2, 3, -3)
+PRESSES = 24  # the presses weighed
+TROUBLE, RECENT = 5, 8  # look once this many of the RECENT last presses were not correct ...
+EVERY = 4  # ... and again after this many more
+# a shift is taken where it explains EXPLAINS presses, and the one in use at most FEW, at
+# LOOKS looks in a row (docs/benchmarks.md: what chance alignments of other music reach)
+EXPLAINS, FEW, LOOKS = PRESSES - 2, PRESSES // 2, 3
+STEP = 2  # events a press may move on from the one before
+
+
+class TranspositionWatch:
+    """Per press, whether the keyboard's transposition changed (``shift``: semitones a
+    key sounds above the one written; played pitch minus ``shift`` is the written one)."""
+
+    def __init__(self, score: Score):
+        # per event, its pitches (padded past the end and with a column 128 never set)
+        self.has = np.zeros((len(score.events) + STEP * PRESSES, 129), bool)
+        for e, ev in enumerate(score.events):
+            for k in ev.notes:
+                self.has[e, score.notes[k].pitch] = True
+        self.events = len(score.events)
+        self.shift = 0
+        self.presses: deque[int] = deque(maxlen=PRESSES)
+        self.wrong: deque[bool] = deque(maxlen=RECENT)
+        self.wait = 0  # presses before the next look
+        self.candidate: int | None = None  # the shift the last looks found ...
+        self.looks = 0  # ... at this many looks in a row
+
+    def press(self, pitch: int, correct: bool) -> int | None:
+        """Take a press (the key's pitch as sent, and whether it was taken as correct); the
+        new shift where it changed, else None."""
+        self.presses.append(pitch)
+        self.wrong.append(not correct)
+        self.wait = max(self.wait - 1, 0)
+        if self.wait or len(self.presses) < PRESSES or sum(self.wrong) < TROUBLE:
+            return None
+        self.wait = EVERY
+        found = self.explained([k for k in SHIFTS if k != self.shift], EXPLAINS)
+        best = max(found, key=found.get) if found and not self.explained([self.shift], FEW + 1) else None
+        self.looks = self.looks + 1 if best is not None and best == self.candidate else 1
+        self.candidate = best
+        if best is None or self.looks < LOOKS:
+            return None
+        self.shift, self.candidate = best, None
+        self.presses.clear()
+        self.wrong.clear()
+        return best
+
+    def explained(self, shifts: list[int], need: int) -> dict[int, int]:
+        """The shifts under which ``need`` or more of the weighed presses, moved back by the
+        shift, are notes of the score in their order (each on the event of the one before
+        or up to STEP events after it: a chord's notes share an event, a note left out
+        skips one), from an event where the first press is a note; with how many."""
+        written = np.array(self.presses)[:, None] - np.array(shifts)  # (presses, shifts)
+        written = np.where((written >= 0) & (written < 128), written, 128)  # 128: a column never set
+        start, which = np.nonzero(self.has[: self.events, written[0]])  # one alignment per (start, shift)
+        dp = np.zeros((len(start), 1), int)  # per alignment and event after its start: most matched
+        for i in range(1, len(self.presses)):
+            # the events reached so far, and STEP more
+            dp = np.concatenate([dp, np.full((len(dp), STEP), -PRESSES)], axis=1)
+            here = self.has[start[:, None] + np.arange(dp.shape[1]), written[i, which][:, None]]
+            # a key struck again is a later note: a chord holds a pitch once
+            reach = np.full_like(dp, -PRESSES) if self.presses[i] == self.presses[i - 1] else dp.copy()
+            for d in range(1, STEP + 1):
+                np.maximum(reach[:, d:], dp[:, :-d], out=reach[:, d:])
+            dp = np.maximum(dp, np.where(here, reach + 1, -PRESSES))
+            alive = dp.max(axis=1) + len(self.presses) - i >= need  # an alignment that can still get there
+            start, which, dp = start[alive], which[alive], dp[alive]
+        dp += 1  # the first press
+        best = np.zeros(len(shifts), int)
+        np.maximum.at(best, which, dp.max(axis=1, initial=0))
+        return {k: int(n) for k, n in zip(shifts, best, strict=True) if n >= need}
+
+
+def describe(shift: int) -> str:
+    """A ``transposed`` status's detail: the shift first, then what it means."""
+    if shift == 0:
+        return "0: the keys sound as written again"
+    way = "higher" if shift > 0 else "lower"
+    size = {1: "a semitone", 12: "an octave", 24: "two octaves"}.get(abs(shift), f"{abs(shift)} semitones")
+    return f"{shift:+d}: the keyboard sounds {size} {way} than the keys written; followed as written"
