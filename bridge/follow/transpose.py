@@ -89,6 +89,8 @@ class TranspositionWatch:
             dp = np.maximum(dp, np.where(here, reach + 1, -PRESSES))
             alive = dp.max(axis=1) + len(self.presses) - i >= need  # an alignment that can still get there
             start, which, dp = start[alive], which[alive], dp[alive]
+            if not len(start):
+                break
         dp += 1  # the first press
         best = np.zeros(len(shifts), int)
         np.maximum.at(best, which, dp.max(axis=1, initial=0))
