@@ -6,10 +6,10 @@ written pitches, turns a faultless performance into hundreds of wrong notes and 
 each interval a keyboard is commonly set to, whether the last presses, moved back by it,
 are the score's notes in their order somewhere (an alignment that moves at most STEP
 events per press, from any event on). A shift is taken where it explains nearly every
-press while the one in use explains at most half, at three looks in a row: a player's
+press while the one in use explains at most half, at five looks in a row: a player's
 wrong notes are not one interval off everywhere, music played elsewhere in the score is
-explained as it is, and other music (or none) fits some shift by chance only for a look
-(docs/benchmarks.md gives the rates). Pitches are MIDI numbers; no time is needed.
+explained as it is, and other music (or none), or a run the score does not have, fits
+some shift by chance only for a few looks (docs/benchmarks.md gives the rates). Pitches are MIDI numbers; no time is needed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ TROUBLE, RECENT = 5, 8  # look once this many of the RECENT last presses were no
 EVERY = 4  # ... and again after this many more
 # a shift is taken where it explains EXPLAINS presses, and the one in use at most FEW, at
 # LOOKS looks in a row (docs/benchmarks.md: what chance alignments of other music reach)
-EXPLAINS, FEW, LOOKS = PRESSES - 2, PRESSES // 2, 3
+EXPLAINS, FEW, LOOKS = PRESSES - 2, PRESSES // 2, 5
 STEP = 2  # events a press may move on from the one before
 
 
