@@ -8,11 +8,10 @@ the yardstick's; it skips the subprocess so a parameter change can be checked in
 The figures to report come from eval_follow.py itself (benchmarks/follow.py). One figure
 is added: ``sure_wrong``, the share of notes placed more than a quarter off while the
 follower reported confidence 0.9 or more (a wrong place it did not say it was unsure of).
-And ``transposed``: ``status transposed`` events per performance (none of these is
-transposed: each one is a false alarm).
 And ``miss_p``: the share of ``missed`` reports whose note was really not played (neither in
 the recording's alignment nor among the notes a scenario played instead), a false "you
-missed this note" being a correction the player did not earn.
+missed this note" being a correction the player did not earn. And ``transposed``: ``status
+transposed`` events per performance (none of these is transposed: each one is a false alarm).
 """
 
 from __future__ import annotations

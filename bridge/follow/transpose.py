@@ -9,7 +9,8 @@ events per press, from any event on). A shift is taken where it explains nearly 
 press while the one in use explains at most half, at five looks in a row: a player's
 wrong notes are not one interval off everywhere, music played elsewhere in the score is
 explained as it is, and other music (or none), or a run the score does not have, fits
-some shift by chance only for a few looks (docs/benchmarks.md gives the rates). Pitches are MIDI numbers; no time is needed.
+some shift by chance only for a few looks (docs/benchmarks.md gives the rates). Pitches
+are MIDI numbers; no time is needed.
 """
 
 from __future__ import annotations
