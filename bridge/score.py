@@ -185,15 +185,17 @@ def _repeated_endings(info: list[MeasureRepeatInfo]) -> list[bool]:
     return out
 
 
-def group_events(notes: list[ScoreNote], tol_q: float = 1e-4) -> list[ScoreEvent]:
-    """Group notes with the same onset into events; each grace note is an event of its own."""
+def group_events(notes: list[ScoreNote], tol_q: float = 1e-4, keep: Sequence[int] | None = None) -> list[ScoreEvent]:
+    """Group notes with the same onset into events; each grace note is an event of its own.
+    ``keep``: the indices of the notes to group (in order), all by default."""
+    order = list(range(len(notes))) if keep is None else list(keep)
     events: list[ScoreEvent] = []
     i = 0
-    while i < len(notes):
+    while i < len(order):
         j = i
-        while j < len(notes) and abs(notes[j].onset_q - notes[i].onset_q) < tol_q:
+        while j < len(order) and abs(notes[order[j]].onset_q - notes[order[i]].onset_q) < tol_q:
             j += 1
-        group = list(range(i, j))
+        group = order[i:j]
         # grace notes are struck one after another before the main chord
         parts = [(k,) for k in group if notes[k].grace]
         chord = tuple(k for k in group if not notes[k].grace)
@@ -215,6 +217,18 @@ def group_events(notes: list[ScoreNote], tol_q: float = 1e-4) -> list[ScoreEvent
             )
         i = j
     return events
+
+
+HANDS = ("right", "left")
+
+
+def hand_part(score: Score, hand: str) -> Score:
+    """The score as one hand plays it alone (hands-separate practice): the same notes, so
+    note indices stay valid, grouped into events from ``hand``'s notes only."""
+    keep = [k for k, n in enumerate(score.notes) if n.hand == hand]
+    if not keep:
+        raise UserError(f"the score has no {hand}-hand notes")
+    return Score(score.title, score.notes, group_events(score.notes, keep=keep))
 
 
 # ---------------------------------------------------------------- plain data (the score cache)

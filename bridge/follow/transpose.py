@@ -37,11 +37,7 @@ class TranspositionWatch:
     key sounds above the one written; played pitch minus ``shift`` is the written one)."""
 
     def __init__(self, score: Score):
-        # per event, its pitches (padded past the end and with a column 128 never set)
-        self.has = np.zeros((len(score.events) + STEP * PRESSES, 129), bool)
-        for e, ev in enumerate(score.events):
-            for k in ev.notes:
-                self.has[e, score.notes[k].pitch] = True
+        self.has = pitch_table(score)
         self.events = len(score.events)
         self.shift = 0
         self.presses: deque[int] = deque(maxlen=PRESSES)
@@ -72,30 +68,55 @@ class TranspositionWatch:
 
     def explained(self, shifts: list[int], need: int) -> dict[int, int]:
         """The shifts under which ``need`` or more of the weighed presses, moved back by the
-        shift, are notes of the score in their order (each on the event of the one before
-        or up to STEP events after it: a chord's notes share an event, a note left out
-        skips one), from an event where the first press is a note; with how many."""
-        written = np.array(self.presses)[:, None] - np.array(shifts)  # (presses, shifts)
-        written = np.where((written >= 0) & (written < 128), written, 128)  # 128: a column never set
-        start, which = np.nonzero(self.has[: self.events, written[0]])  # one alignment per (start, shift)
-        dp = np.zeros((len(start), 1), int)  # per alignment and event after its start: most matched
-        for i in range(1, len(self.presses)):
-            # the events reached so far, and STEP more
-            dp = np.concatenate([dp, np.full((len(dp), STEP), -PRESSES)], axis=1)
-            here = self.has[start[:, None] + np.arange(dp.shape[1]), written[i, which][:, None]]
-            # a key struck again is a later note: a chord holds a pitch once
-            reach = np.full_like(dp, -PRESSES) if self.presses[i] == self.presses[i - 1] else dp.copy()
-            for d in range(1, STEP + 1):
-                np.maximum(reach[:, d:], dp[:, :-d], out=reach[:, d:])
-            dp = np.maximum(dp, np.where(here, reach + 1, -PRESSES))
-            alive = dp.max(axis=1) + len(self.presses) - i >= need  # an alignment that can still get there
-            start, which, dp = start[alive], which[alive], dp[alive]
-            if not len(start):
-                break
-        dp += 1  # the first press
-        best = np.zeros(len(shifts), int)
-        np.maximum.at(best, which, dp.max(axis=1, initial=0))
-        return {k: int(n) for k, n in zip(shifts, best, strict=True) if n >= need}
+        shift, are notes of the score in their order (see `in_order`); with how many."""
+        found = in_order(self.has, self.events, list(self.presses), shifts, need)
+        return {k: n for k, (n, _) in found.items()}
+
+
+def pitch_table(score: Score) -> np.ndarray:
+    """Per event of ``score``, its pitches: (events + STEP * PRESSES, 129) booleans, padded
+    past the end and with a column 128 never set."""
+    has = np.zeros((len(score.events) + STEP * PRESSES, 129), bool)
+    for e, ev in enumerate(score.events):
+        for k in ev.notes:
+            has[e, score.notes[k].pitch] = True
+    return has
+
+
+def in_order(
+    has: np.ndarray, events: int, presses: list[int], shifts: list[int], need: int
+) -> dict[int, tuple[int, int]]:
+    """The shifts under which ``need`` or more of ``presses`` (at most PRESSES), moved back
+    by the shift, are notes of the score in their order: each on the event of the one
+    before or up to STEP events after it (a chord's notes share an event, a note left out
+    skips one), from an event where the first press is a note. Per such shift: how many,
+    and the event of the last press placed (of equally good alignments, the one starting
+    first). ``has``: the score's `pitch_table`."""
+    written = np.array(presses)[:, None] - np.array(shifts)  # (presses, shifts)
+    written = np.where((written >= 0) & (written < 128), written, 128)  # 128: a column never set
+    start, which = np.nonzero(has[:events, written[0]])  # one alignment per (start, shift)
+    dp = np.zeros((len(start), 1), int)  # per alignment and event after its start: most matched
+    for i in range(1, len(presses)):
+        # the events reached so far, and STEP more
+        dp = np.concatenate([dp, np.full((len(dp), STEP), -PRESSES)], axis=1)
+        here = has[start[:, None] + np.arange(dp.shape[1]), written[i, which][:, None]]
+        # a key struck again is a later note: a chord holds a pitch once
+        reach = np.full_like(dp, -PRESSES) if presses[i] == presses[i - 1] else dp.copy()
+        for d in range(1, STEP + 1):
+            np.maximum(reach[:, d:], dp[:, :-d], out=reach[:, d:])
+        dp = np.maximum(dp, np.where(here, reach + 1, -PRESSES))
+        alive = dp.max(axis=1) + len(presses) - i >= need  # an alignment that can still get there
+        start, which, dp = start[alive], which[alive], dp[alive]
+        if not len(start):
+            break
+    dp += 1  # the first press
+    best, end = dp.max(axis=1, initial=0), start + dp.argmax(axis=1)
+    found: dict[int, tuple[int, int]] = {}
+    for r in np.argsort(-best, kind="stable"):  # alignments are in the order of their starts
+        if best[r] < need:
+            break
+        found.setdefault(shifts[which[r]], (int(best[r]), int(end[r])))
+    return found
 
 
 def describe(shift: int) -> str:
