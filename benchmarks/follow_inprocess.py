@@ -11,7 +11,8 @@ follower reported confidence 0.9 or more (a wrong place it did not say it was un
 And ``miss_p``: the share of ``missed`` reports whose note was really not played (neither in
 the recording's alignment nor among the notes a scenario played instead), a false "you
 missed this note" being a correction the player did not earn. And ``transposed``: ``status
-transposed`` events per performance (none of these is transposed: each one is a false alarm).
+transposed`` events per performance (none of these is transposed: each one is a false alarm),
+and ``hands``: ``status hands`` events (all are played with both hands: false alarms too).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ KEYS = (
     "miss_p",
     "recover_s",
     "transposed",
+    "hands",
 )
 SURE = 0.9  # a place reported this confidently is one the player can rely on
 # the error flags again with ``revised`` events applied (a press a later, better-timed
@@ -110,6 +112,7 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
             r["sure_wrong"] = sure_wrong(ef, notes, paired, full, base)
             r["miss_p"] = miss_precision(score, notes, events)
             r["transposed"] = sum(e.get("state") == "transposed" for e in events)
+            r["hands"] = sum(e.get("state") == "hands" for e in events)
             out[s] = {k: r[k] for k in KEYS if k in r}
             if any(e["type"] == "revised" for e in events):
                 rev = revised_notes(events) + [e for e in events if e["type"] != "note"]

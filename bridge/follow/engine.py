@@ -7,6 +7,7 @@ timestamped events and returns output events, and never reads a clock itself.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
 
@@ -38,10 +39,12 @@ from bridge.events import (
 from bridge.fingerid import FingerWatcher
 from bridge.fingering import LEFT, Fingering, finger_text
 from bridge.follow.follower import Follower, FollowerParams, FollowerStep
+from bridge.follow.hands import HandsWatch
+from bridge.follow.hands import describe as hands_text
 from bridge.follow.matcher import Judgement, Matcher, MatcherParams
 from bridge.follow.transpose import TranspositionWatch, describe
 from bridge.keyboard import Calibration
-from bridge.score import Score
+from bridge.score import HANDS, Score, hand_part
 
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
 ALL_NOTES_OFF = (120, 123)
@@ -71,13 +74,23 @@ class Engine:
         matcher_params: MatcherParams | None = None,
         fingering: Fingering | None = None,
         calibration: Calibration | None = None,
+        hands: str = "auto",
     ):
         """``fingering``: the planned fingering of the score's notes (see
         `bridge.fingering.plan_score`), reported with each verdict and re-planned from
         the finger the player used. ``calibration``: the keyboard in the camera image;
         with it, camera frames (`HandFrame`) tell which finger played each note
-        (`FingerSeen`) and where it was not the suggested one (`FingeringCorrection`)."""
+        (`FingerSeen`) and where it was not the suggested one (`FingeringCorrection`).
+        ``hands``: "right" or "left" follows that hand's part alone (hands-separate
+        practice), "both" the whole score, "auto" the whole score until the player is
+        heard to play one hand alone (``status hands``) and back."""
+        if hands not in ("auto", "both", *HANDS):
+            raise ValueError(f"hands must be auto, both, right or left, not {hands!r}")
         self.score = score
+        self.hands_mode = hands
+        # the score as followed: the whole of it, or one hand's part (same notes, its events)
+        self.part = hand_part(score, hands) if hands in HANDS else score
+        self.hands = HandsWatch(score) if hands == "auto" else None
         self.fingering = fingering
         self.suggested = [finger_text(f) for f in fingering.fingers] if fingering else None
         self.told: dict[Ref, str] = {}  # the suggestion each sounding note's verdict gave
@@ -89,8 +102,8 @@ class Engine:
         self.watcher = FingerWatcher(calibration) if calibration is not None else None
         self.follower_params = follower_params or FollowerParams()
         self.matcher_params = matcher_params or MatcherParams()
-        self.follower = Follower(score, self.follower_params)
-        self.matcher = Matcher(score, self.matcher_params)
+        self.follower = Follower(self.part, self.follower_params)
+        self.matcher = Matcher(self.part, self.matcher_params)
         self.paused = False
         self.last_step: FollowerStep | None = None
         self.last_t = 0.0
@@ -98,12 +111,12 @@ class Engine:
         self.sostenuto_held: set[int] = set()
         self.held: dict[int, _Held] = {}  # pitch -> the sounding note
         self.lost = False  # the follower's confidence fell; said once, until it recovers
-        self.transposition = TranspositionWatch(score)
+        self.transposition = TranspositionWatch(self.part)
 
     # -- positions ------------------------------------------------------------
 
     def position(self, event: int, confidence: float) -> Position:
-        ev = self.score.events[event]
+        ev = self.part.events[event]
         n = self.score.notes[ev.notes[0]]
         return Position(n.note_id, n.pass_no, n.measure, n.beat, n.onset_q, round(confidence, 4))
 
@@ -115,7 +128,7 @@ class Engine:
         step = self.last_step
         at = step.event if step is not None else 0
         out: dict[int, float] = {}
-        for ev in self.score.events[max(at, 0) : at + ahead + 1]:
+        for ev in self.part.events[max(at, 0) : at + ahead + 1]:
             due = Matcher.due(ev.onset_q, step) if step is not None else math.nan
             for k in ev.notes:
                 p = self.score.notes[k].pitch + self.transposition.shift  # as the keyboard sounds it
@@ -224,14 +237,14 @@ class Engine:
             self.paused = False
             return [Status(ev.t, "following", "")]
         if ev.command == "reset":
-            self.follower = Follower(self.score, self.follower_params)
-            self.matcher = Matcher(self.score, self.matcher_params)
+            self.follower = Follower(self.part, self.follower_params)
+            self.matcher = Matcher(self.part, self.matcher_params)
             self.last_step = None
             self.lost = False  # a fresh start: a later loss of confidence is news again
             return [Status(ev.t, "reset", "")]
         if ev.command == "jump":
             target = next(
-                (e.index for e in self.score.events if e.measure == ev.measure and self._pass_of(e) == ev.pass_no),
+                (e.index for e in self.part.events if e.measure == ev.measure and self._pass_of(e) == ev.pass_no),
                 None,
             )
             if target is None:
@@ -243,7 +256,7 @@ class Engine:
         return [Status(ev.t, "osc_ignored", f"unknown command {ev.command!r}")]
 
     def _jump(self, t: float, source: int, target: int, confidence: float) -> Jump:
-        src, dst = self.score.events[source], self.score.events[target]
+        src, dst = self.part.events[source], self.part.events[target]
         kind = "restart" if target == 0 else "back" if dst.onset_q < src.onset_q else "ahead"
         return Jump(t, kind, src.measure, self.position(target, confidence))
 
@@ -277,10 +290,12 @@ class Engine:
         # note is taken for noise rather than shown as a wrong or extra note
         if j.note is not None or ev.sure:
             out += self._verdict(ev, written, step, j)
-        out += self._confidence_change(ev.t, step.confidence, self.score.events[step.event].measure)
+        out += self._confidence_change(ev.t, step.confidence, self.part.events[step.event].measure)
         self.last_step = step
         shift = self.transposition.press(ev.pitch, j.verdict == "correct")
-        return out if shift is None else [*out, Status(ev.t, "transposed", describe(shift))]
+        if shift is not None:
+            out.append(Status(ev.t, "transposed", describe(shift)))
+        return out + self._hands(ev.t, written, j)
 
     def _verdict(self, ev: NoteOn, written: int, step: FollowerStep, j: Judgement) -> list[OutputEvent]:
         """The press's verdict (and a ``revised`` one where it took a note from an earlier
@@ -330,9 +345,60 @@ class Engine:
 
     def _event_of(self, note: int, near: int) -> int:
         for e in (near, near - 1):
-            if 0 <= e < len(self.score.events) and note in self.score.events[e].notes:
+            if 0 <= e < len(self.part.events) and note in self.part.events[e].notes:
                 return e
         return near
+
+    def _hands(self, t: float, written: int, j: Judgement) -> list[OutputEvent]:
+        """Hands-separate practice (``hands`` "auto"): where the player goes over to one
+        hand alone, or back to both, follow on in that part from the place reached and
+        say so (``status hands``)."""
+        w = self.hands
+        if w is None:
+            return []
+        if w.alone is None:
+            if self.last_step.confidence < CONFIDENCE_LOW:  # a follower that lost the player tells nothing
+                return []
+            tried = j.note if j.note is not None else j.intended
+            notes = [(self.score.notes[k].hand, False) for k in j.missed]
+            notes += [(self.score.notes[tried].hand, True)] if tried is not None else []
+            alone = w.resolved(notes) if notes else None
+            if alone is None:
+                return []
+            self._follow(w.part, t, self._next_in(w.part))
+        else:
+            at = w.press(written, j.verdict == "correct")
+            if at is None:
+                return []
+            self._follow(w.part, t, min(at + 1, len(w.part.events) - 1))
+        return [Status(t, "hands", hands_text(w.alone))]
+
+    def _next_in(self, part: Score) -> int:
+        """The event of ``part`` the next press lands on from the place reached: the first
+        after the one just played (at it, where nothing there was played)."""
+        here = self.part.events[self.last_step.event]
+        played = any(k in self.matcher.played for k in here.notes)
+        onsets = [e.onset_q for e in part.events]
+        return min((bisect_right if played else bisect_left)(onsets, here.onset_q), len(onsets) - 1)
+
+    def _follow(self, part: Score, t: float, target: int) -> None:
+        """Follow ``part`` on from its event ``target``, at the tempo the player had."""
+        old = self.follower
+        self.part = part
+        self.follower = Follower(part, self.follower_params)
+        self.follower.jump_to(target)
+        self.follower.spq, self.follower.n_tempo, self.follower.tempo_obs = old.spq, old.n_tempo, list(old.tempo_obs)
+        self.matcher = Matcher(part, self.matcher_params)
+        self.matcher.jump_to(target)
+        shift = self.transposition.shift
+        self.transposition = TranspositionWatch(part)
+        self.transposition.shift = shift
+        # the place just before the target: nothing there is reported missed at the end
+        before = max(target - 1, 0)
+        step = self.last_step
+        self.last_step = FollowerStep(
+            before, False, step.confidence, old.spq, None, part.events[before].onset_q, t, False
+        )
 
     def _missed(self, notes: tuple[int, ...], t: float, step: FollowerStep) -> list[OutputEvent]:
         out: list[OutputEvent] = []

@@ -1,0 +1,99 @@
+"""Is the player practising one hand alone? Hands-separate practice is how most pianists
+learn a piece, and a follower that expects both hands takes the missing one for a run of
+missed notes, loses its place where the hand that plays moves alone, and calls notes of
+the other hand wrong (docs/benchmarks.md, "One hand alone").
+
+``HandsWatch`` weighs what became of each hand's last notes: played (or tried), or passed
+unplayed. Where one hand's last NOTES notes were all but unplayed while the other hand
+played nearly all of its own, that hand plays alone; the engine then follows its part of
+the score only. It plays with both hands again once most of the last presses are the
+other hand's notes near the place. No time is needed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from bridge.follow.transpose import in_order, pitch_table
+from bridge.score import HANDS, Score, hand_part
+
+NOTES = 16  # the last resolved notes of each hand weighed
+ABSENT = 1  # a hand that played at most this many of its last NOTES ...
+PRESENT = 8  # ... while the other played at least this many of its own plays alone
+# both hands again: look while TROUBLE of the RECENT last presses were not correct, every
+# EVERY presses; the whole score explains EXPLAINS of the last PRESSES in their order, and
+# MARGIN more than the hand's part does, at LOOKS looks in a row
+TROUBLE, RECENT, EVERY = 2, 8, 4
+PRESSES, EXPLAINS, MARGIN, LOOKS = 24, 22, 3, 2
+
+
+class HandsWatch:
+    """Per note outcome, whether the player went over to one hand alone, and per press
+    while one does, whether both play again. ``alone``: the hand playing alone, None while
+    both do; ``part``: the score as followed (`hand_part`, or the whole of it)."""
+
+    def __init__(self, score: Score) -> None:
+        self.score = self.part = score
+        self.table = pitch_table(score)
+        self.part_table = self.table
+        self.alone: str | None = None
+        self.outcomes = {h: deque(maxlen=NOTES) for h in HANDS}  # per hand: played or not
+        self.presses: deque[int] = deque(maxlen=PRESSES)  # while alone: the keys, as written ...
+        self.wrong: deque[bool] = deque(maxlen=RECENT)  # ... and which were not correct
+        self.wait = 0  # presses before the next look
+        self.looks = 0  # looks in a row that heard both hands
+
+    def resolved(self, notes: list[tuple[str, bool]]) -> str | None:
+        """What a press resolved while both hands are expected: per note, its hand and
+        whether it was played (or tried) or passed unplayed. The hand now playing alone
+        where it changed, else None. Weighed once all are in: a jump passes notes of both
+        hands, in the score's order."""
+        for hand, played in notes:
+            self.outcomes[hand].append(played)
+        for h in HANDS:
+            mine, theirs = self.outcomes[h], self.outcomes[other_hand(h)]
+            if len(mine) == len(theirs) == NOTES and sum(mine) >= PRESENT and sum(theirs) <= ABSENT:
+                self.alone, self.part = h, hand_part(self.score, h)
+                self.part_table = pitch_table(self.part)
+                self.presses.clear()
+                self.wrong.clear()
+                self.looks = 0
+                return h
+        return None
+
+    def press(self, written: int, correct: bool) -> int | None:
+        """A press while one hand plays alone (its key as written, and whether it was
+        correct); where both hands play again, the event of the whole score it was on,
+        else None. Where the music leaves several places equally likely, the first: a
+        player who goes back to play together what they practised alone starts before
+        the place they reached, and the follower moves on from an earlier twin where the
+        music parts (a later one it could only reach by a search)."""
+        self.presses.append(written)
+        self.wrong.append(not correct)
+        self.wait = max(self.wait - 1, 0)
+        if self.wait or len(self.presses) < PRESSES or sum(self.wrong) < TROUBLE:
+            return None
+        self.wait = EVERY
+        presses = list(self.presses)
+        whole = in_order(self.table, len(self.score.events), presses, [0], EXPLAINS).get(0)
+        both = whole is not None and not in_order(
+            self.part_table, len(self.part.events), presses, [0], whole[0] - MARGIN + 1
+        )
+        self.looks = self.looks + 1 if both else 0
+        if not both or self.looks < LOOKS:
+            return None
+        self.alone, self.part = None, self.score
+        for o in self.outcomes.values():
+            o.clear()
+        return whole[1]
+
+
+def other_hand(hand: str) -> str:
+    return HANDS[1 - HANDS.index(hand)]
+
+
+def describe(hand: str | None) -> str:
+    """A ``hands`` status's detail: the hand (or "both") first, then what it means."""
+    if hand is None:
+        return "both: both hands again; the whole score followed"
+    return f"{hand}: the {hand} hand alone; its part followed, the {other_hand(hand)} hand's notes not expected"
