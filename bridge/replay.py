@@ -11,18 +11,28 @@ from bridge.follow.engine import Engine
 from bridge.score import Score
 
 
-def new_engine(score: Score, fingering: bool = True, like: Engine | None = None, calibration=None) -> Engine:
+def new_engine(
+    score: Score, fingering: bool = True, like: Engine | None = None, calibration=None, hands: str | None = None
+) -> Engine:
     """An engine for ``score``, with planned fingers on its verdicts when ``fingering``
     (and the weights are installed), the camera's keyboard ``calibration`` (or that of
-    ``like``), and the parameters of ``like``."""
+    ``like``), the parameters of ``like``, and the hands the player plays (``hands``, see
+    `Engine`; else those of ``like``, else "auto")."""
     plan = None
     if fingering:
         from bridge.fingering.files import score_plan
 
         plan = score_plan(score)
     if like is None:
-        return Engine(score, fingering=plan, calibration=calibration)
-    return Engine(score, like.follower_params, like.matcher_params, plan, calibration or like.calibration)
+        return Engine(score, fingering=plan, calibration=calibration, hands=hands or "auto")
+    return Engine(
+        score,
+        like.follower_params,
+        like.matcher_params,
+        plan,
+        calibration or like.calibration,
+        hands or like.hands_mode,
+    )
 
 
 def apply(engine: Engine, ev: InputEvent) -> tuple[Engine, list[OutputEvent]]:

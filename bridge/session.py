@@ -308,6 +308,8 @@ def _header(path: str | os.PathLike) -> dict:
         settings.get("calibration"), str | None
     ):
         raise UserError(f"{path}:1: settings.fingering must be true or false and settings.calibration a path")
+    if settings.get("playing", "auto") not in ("auto", "both", "right", "left"):
+        raise UserError(f"{path}:1: settings.playing must be auto, both, right or left")
     return first
 
 

@@ -441,6 +441,7 @@ CONFIGS = {
     "view-a-number": ("view = 1", "view must be true or false"),
     "osc-in-remote-as-text": ('osc_in_remote = "yes"', "osc_in_remote must be true or false"),
     "session-dir-a-table": ("[session_dir]\npath = 'x'", "session_dir must be string"),
+    "playing-three-hands": ('playing = "three"', "playing must be one of auto, both, right, left"),
     "unknown-setting": ('colour = "blue"', "unknown settings colour"),
     "not-toml": ("score = ", "not valid TOML"),
     "deeply-nested": ("a = " + "[" * 100000, "not valid TOML"),

@@ -78,6 +78,19 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+PLAYING = ("auto", "both", "right", "left")
+
+
+def add_playing_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--playing",
+        choices=PLAYING,
+        help="the hands the player plays: right or left follows that hand's part alone (hands-separate practice: "
+        "the other hand's notes are not expected), both the whole score; auto (default) notices one hand "
+        "playing alone and both again (status hands)",
+    )
+
+
 def add_web_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--web",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridge.cli.common import add_output_options, add_web_option, print_summary
+from bridge.cli.common import add_output_options, add_playing_option, add_web_option, print_summary
 from bridge.errors import UserError
 from bridge.events import NoteVerdict, json_line
 from bridge.expression.stream import open_phrases
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
     f.add_argument(
         "--calibration", metavar="CAL.json", help="keyboard calibration for --hands (`pianobridge calibrate`)"
     )
+    add_playing_option(f)
     add_output_options(f)
     add_web_option(f)
     f.set_defaults(func=run)
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         fingers, offset = played_fingers(events, args.hands, args.calibration)
         print(f"pianobridge: camera clock {1000 * offset:+.0f} ms from the MIDI clock", file=sys.stderr)
     played = iter(fingers)
-    engine = new_engine(score, not args.no_fingering)
+    playing = args.playing or "auto"
+    engine = new_engine(score, not args.no_fingering, hands=playing)
     phrases, off = open_phrases(score, not args.no_expression)
     if audio is not None:  # detected as the engine follows: each frame weighs what it expects next
         events = audio.events(engine.expected_pitches)
@@ -93,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
         page = open_page(args.web, args.score, score.title, submit=pending.submit, clock=pending.clock, plan=plan)
     osc = open_sender(args.osc, bundle=args.osc_bundle) if args.osc else None
     log = (
-        SessionLog(args.session, args.score, {"performance": args.performance, "fingering": not args.no_fingering})
+        SessionLog(
+            args.session,
+            args.score,
+            {"performance": args.performance, "fingering": not args.no_fingering, "playing": playing},
+        )
         if args.session
         else None
     )

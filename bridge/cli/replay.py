@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         from bridge.keyboard import Calibration
 
         calibration = Calibration.load(settings["calibration"])
-    engine = new_engine(load_score(score_path), bool(settings.get("fingering")), calibration=calibration)
+    engine = new_engine(
+        load_score(score_path), bool(settings.get("fingering")), calibration=calibration, hands=settings.get("playing")
+    )
     out = OutputFile(args.jsonl) if args.jsonl else None
 
     def replayed():  # streamed from the log and compared as they come: a long session stays small

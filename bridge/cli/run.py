@@ -10,7 +10,14 @@ import threading
 from pathlib import Path
 from types import GenericAlias, UnionType
 
-from bridge.cli.common import add_oscquery_option, add_output_options, add_web_option, start_oscquery
+from bridge.cli.common import (
+    PLAYING,
+    add_oscquery_option,
+    add_output_options,
+    add_playing_option,
+    add_web_option,
+    start_oscquery,
+)
 from bridge.errors import UserError
 
 # every setting `run --config` reads, and the TOML type it must have
@@ -26,6 +33,7 @@ CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
     "session_dir": str,
     "view": bool,
     "fingering": bool,
+    "playing": str,
     "expression": bool,
     "camera": str | int,
     "calibration": str,
@@ -38,6 +46,7 @@ CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {
 }
 
 CONFIG_KEYS = set(CONFIG_TYPES)
+CONFIG_CHOICES = {"playing": PLAYING}  # settings that take one of a few words
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; anything this big is not one
 
@@ -79,6 +88,8 @@ def load_config(path: str | None) -> dict:
     for key, value in cfg.items():
         if not _of_type(value, CONFIG_TYPES[key]):
             raise UserError(f"{path}: {key} must be {_type_name(CONFIG_TYPES[key])}, not {value!r:.60}")
+        if value not in CONFIG_CHOICES.get(key, (value,)):
+            raise UserError(f"{path}: {key} must be one of {', '.join(CONFIG_CHOICES[key])}, not {value!r:.60}")
     return cfg
 
 
@@ -133,6 +144,7 @@ def add_parser(sub) -> None:
         "--calibration", metavar="CAL.json", help="keyboard calibration for --camera (`pianobridge calibrate`)"
     )
     live.add_argument("--hand-model", metavar="TASK", help="MediaPipe hand_landmarker .task to use instead")
+    add_playing_option(live)
     add_output_options(live)
     add_oscquery_option(live)
     add_web_option(live)
@@ -181,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     osc = open_sender(targets, bundle=bool(setting("osc_bundle", False))) if targets else None
     session = Path(args.session) if args.session else new_session_path(setting("session_dir"))
     fingering = bool(setting("fingering", True)) and not args.no_fingering
+    playing = setting("playing", "auto")
     expression = bool(setting("expression", True)) and not args.no_expression
     camera, cal_path = setting("camera"), setting("calibration")
     if camera is not None and not cal_path:
@@ -197,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         "audio_in": audio_in,
         "osc": setting("osc", []),
         "fingering": fingering,
+        "playing": playing,
     }
     log = SessionLog(session, score_path, {**settings, "camera": camera, "calibration": cal_path})
     show = setting("view", sys.stdout.isatty()) and not args.no_view
@@ -210,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
         view,
         fingering=fingering,
         calibration=calibration,
+        hands=playing,
         expression=expression,
         library=setting("library", []),
         score_path=score_path,

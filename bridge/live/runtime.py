@@ -146,6 +146,7 @@ class LiveBridge:
         clock: Callable[[], float] = time.monotonic,
         fingering: bool = True,
         calibration=None,
+        hands: str = "auto",
         expression: bool = True,
         library: list[str | os.PathLike] = (),
         score_path: str | os.PathLike | None = None,
@@ -153,7 +154,7 @@ class LiveBridge:
         max_control: int = 256,
         stall_after_s: float = 2.0,
     ):
-        self.engine = new_engine(score, fingering, calibration=calibration)
+        self.engine = new_engine(score, fingering, calibration=calibration, hands=hands)
         # how each phrase was shaped (expression events), assessed off the note path
         self.phrases, self._expression_off = open_phrases(score, expression)
         self.phrase_worker: _PhraseWorker | None = None

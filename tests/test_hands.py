@@ -1,0 +1,126 @@
+"""Hands-separate practice: one hand alone is noticed, followed in its part of the score
+(its notes right, the other hand's not reported missed) and said once; both hands again
+are noticed too. A two-handed performance, wrong notes and all, is never taken for it."""
+
+import json
+from dataclasses import replace
+
+import pytest
+from conftest import bundled, cli
+
+from bridge import simulate
+from bridge.errors import UserError
+from bridge.events import Missed, NoteVerdict, Status
+from bridge.follow.engine import Engine
+from bridge.musicxml import load_score
+from bridge.replay import run_engine
+from bridge.score import Score, ScoreNote, hand_part
+
+
+@pytest.fixture(scope="module")
+def sonatina():
+    return load_score(bundled("sonatina"))
+
+
+def one_hand(played, score, hand):
+    return [p for p in played if score.notes[p.note].hand == hand]
+
+
+def follow(score, played, hands="auto") -> list:
+    return list(run_engine(Engine(score, hands=hands), simulate.to_events(played)))
+
+
+def said(out) -> list[Status]:
+    return [e for e in out if isinstance(e, Status) and e.state == "hands"]
+
+
+def verdicts(out, kind, after=0.0) -> int:
+    return sum(isinstance(e, NoteVerdict) and e.verdict == kind and e.t >= after for e in out)
+
+
+def test_a_hand_part_keeps_the_notes_and_groups_only_that_hands_events(sonatina):
+    right = hand_part(sonatina, "right")
+    assert right.notes is sonatina.notes  # note indices stay valid
+    assert [e.index for e in right.events] == list(range(len(right.events)))
+    kept = [k for e in right.events for k in e.notes]
+    assert kept == [k for k, n in enumerate(sonatina.notes) if n.hand == "right"]
+    assert all(e.pitches == tuple(sonatina.notes[k].pitch for k in e.notes) for e in right.events)
+    melody = Score("melody", [ScoreNote("n1", 1, 72, 0.0, 1.0, 1, 1.0, "P1", 1, "right", "4/4", None, None)])
+    with pytest.raises(UserError, match="no left-hand notes"):
+        hand_part(melody, "left")
+
+
+@pytest.mark.parametrize("hand", ["right", "left"])
+def test_one_hand_alone_is_noticed_said_once_and_followed_in_its_part(sonatina, hand):
+    played = one_hand(simulate.render(sonatina, seed=3), sonatina, hand)
+    plain = follow(sonatina, played, hands="both")
+    out = follow(sonatina, played)
+    told = said(out)
+    assert len(told) == 1 and told[0].detail.startswith(f"{hand}: the {hand} hand alone"), told
+    # within the first bars (the sonatina's open slowly): 16 notes of each hand are weighed
+    assert told[0].t < next(p.t for p in played if sonatina.notes[p.note].measure >= 10)
+    # from there on every press is right and nothing of the other hand is reported missed
+    after = [e for e in out if e.t > told[0].t]
+    assert verdicts(after, "correct") >= 0.98 * sum(p.t > told[0].t for p in played)
+    assert all(_hand(sonatina, e) == hand for e in after if isinstance(e, Missed))
+    # what the follower expecting both hands made of it
+    assert sum(isinstance(e, Missed) for e in plain) > 3 * sum(isinstance(e, Missed) for e in out)
+
+
+def _hand(score, missed: Missed) -> str:
+    return next(n.hand for n in score.notes if (n.note_id, n.pass_no) == (missed.note_id, missed.pass_no))
+
+
+def test_a_declared_hand_is_followed_alone_from_the_first_note(sonatina):
+    played = one_hand(simulate.render(sonatina, seed=4), sonatina, "left")
+    out = follow(sonatina, played, hands="left")
+    assert not said(out)
+    assert verdicts(out, "correct") >= 0.98 * len(played)
+    assert all(_hand(sonatina, e) == "left" for e in out if isinstance(e, Missed))
+
+
+def test_both_hands_again_from_the_top_are_noticed_and_followed(sonatina):
+    whole = simulate.render(sonatina, seed=5)
+    alone = one_hand(whole, sonatina, "right")
+    cut = alone[len(alone) // 2].t
+    start = cut + 1.5 - whole[0].t
+    played = [p for p in alone if p.t < cut] + [replace(p, t=p.t + start) for p in whole]
+    out = follow(sonatina, played)
+    told = said(out)
+    assert [s.detail.split(":")[0] for s in told] == ["right", "both"], told
+    assert told[1].t < cut + 1.5 + 6.0  # within the first bars played together
+    together = sum(p.t > told[1].t for p in played)
+    assert verdicts(out, "correct", told[1].t) >= 0.97 * together
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_both_hands_with_wrong_extra_and_left_out_notes_are_never_taken_for_one(sonatina, seed):
+    played = simulate.with_mistakes(simulate.render(sonatina, seed=seed), seed=seed, wrong=0.1, extra=0.1, drop=0.1)
+    assert not said(follow(sonatina, played))
+
+
+def test_an_unknown_hands_setting_is_refused(sonatina):
+    with pytest.raises(ValueError, match="hands must be"):
+        Engine(sonatina, hands="three")
+
+
+def test_follow_takes_the_hand_played_and_refuses_one_the_score_lacks(tmp_path):
+    from music21 import note, stream
+
+    melody = stream.Part([note.Note(p, quarterLength=1.0) for p in ("C5", "D5", "E5", "F5")])
+    melody.write("musicxml", fp=tmp_path / "melody.musicxml")
+    sonatina, played = bundled("sonatina"), bundled("sonatina").parent / "performances" / "sonatina.mid"
+    out, log = tmp_path / "out.jsonl", tmp_path / "session.jsonl"
+    r = cli("follow", sonatina, played, "--jsonl", out, "--session", log, "--playing", "left", "--no-expression")
+    assert r.returncode == 0, r.stderr
+    stream = [json.loads(x) for x in out.read_text().splitlines()]
+    # both hands played, the left followed: the right hand's presses are extra, none said
+    assert not [e for e in stream if e.get("state") == "hands"]
+    extra = sum(e["type"] == "note" and e["verdict"] == "extra" for e in stream)
+    assert extra > 0.4 * sum(e["type"] == "note" for e in stream)
+    r = cli("replay", log)  # the session log keeps the hands played: replay follows the same part
+    assert r.returncode == 0 and "logged outputs reproduced" in r.stdout, r.stderr
+    r = cli("follow", tmp_path / "melody.musicxml", played, "--playing", "left", "--no-expression")
+    assert r.returncode == 2 and r.stderr.strip() == "pianobridge: error: the score has no left-hand notes", r.stderr
+    r = cli("follow", sonatina, played, "--playing", "three")
+    assert r.returncode == 2 and "invalid choice: 'three'" in r.stderr
