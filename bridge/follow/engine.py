@@ -360,9 +360,8 @@ class Engine:
             if self.last_step.confidence < CONFIDENCE_LOW:  # a follower that lost the player tells nothing
                 return []
             tried = j.note if j.note is not None else j.intended
-            notes = [(self.score.notes[k].hand, False) for k in j.missed]
-            notes += [(self.score.notes[tried].hand, True)] if tried is not None else []
-            alone = w.resolved(notes) if notes else None
+            hand = self.score.notes[tried].hand if tried is not None else None
+            alone = w.resolved(written, hand, [self.score.notes[k].hand for k in j.missed])
             if alone is None:
                 return []
             self._follow(w.part, t, self._next_in(w.part))

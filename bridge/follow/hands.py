@@ -3,11 +3,12 @@ learn a piece, and a follower that expects both hands takes the missing one for 
 missed notes, loses its place where the hand that plays moves alone, and calls notes of
 the other hand wrong (docs/benchmarks.md, "One hand alone").
 
-``HandsWatch`` weighs what became of each hand's last notes: played (or tried), or passed
-unplayed. Where one hand's last NOTES notes were all but unplayed while the other hand
-played nearly all of its own, that hand plays alone; the engine then follows its part of
-the score only. It plays with both hands again once most of the last presses are the
-other hand's notes near the place. No time is needed.
+``HandsWatch`` weighs what became of each hand's last notes (played or tried, or passed
+unplayed) and the last presses. Where one hand's last NOTES notes were all but unplayed,
+the other hand played at least half of its own, and every recent press was that hand's
+(or a key in its range), that hand plays alone; the engine then follows its part of the
+score only. Both hands play again once the last presses are the whole score's notes in
+their order, clearly more of them than the hand's part explains. No time is needed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections import deque
 from bridge.follow.transpose import in_order, pitch_table
 from bridge.score import HANDS, Score, hand_part
 
-NOTES = 16  # the last resolved notes of each hand weighed
+NOTES = 16  # the last resolved notes of each hand weighed, and the last presses
 ABSENT = 1  # a hand that played at most this many of its last NOTES ...
-PRESENT = 8  # ... while the other played at least this many of its own plays alone
+PRESENT = 8  # ... while the other played at least this many of its own plays alone, ...
+NEAR = 2  # ... and each of the last NOTES presses was its note, or a key this near its range
 # both hands again: look while TROUBLE of the RECENT last presses were not correct, every
 # EVERY presses; the whole score explains EXPLAINS of the last PRESSES in their order, and
 # MARGIN more than the hand's part does, at LOOKS looks in a row
@@ -38,21 +40,25 @@ class HandsWatch:
         self.part_table = self.table
         self.alone: str | None = None
         self.outcomes = {h: deque(maxlen=NOTES) for h in HANDS}  # per hand: played or not
+        self.keys: deque[tuple[int, str | None]] = deque(maxlen=NOTES)  # (pitch, hand of its note) per press
         self.presses: deque[int] = deque(maxlen=PRESSES)  # while alone: the keys, as written ...
         self.wrong: deque[bool] = deque(maxlen=RECENT)  # ... and which were not correct
         self.wait = 0  # presses before the next look
         self.looks = 0  # looks in a row that heard both hands
 
-    def resolved(self, notes: list[tuple[str, bool]]) -> str | None:
-        """What a press resolved while both hands are expected: per note, its hand and
-        whether it was played (or tried) or passed unplayed. The hand now playing alone
-        where it changed, else None. Weighed once all are in: a jump passes notes of both
-        hands, in the score's order."""
-        for hand, played in notes:
-            self.outcomes[hand].append(played)
+    def resolved(self, pitch: int, hand: str | None, missed: list[str]) -> str | None:
+        """A press while both hands are expected: its key (as written), the hand of the
+        note it played or tried (None: an extra note), and the hands of the notes it left
+        behind unplayed. The hand now playing alone where it changed, else None. Weighed
+        once all are in: a jump passes notes of both hands, in the score's order."""
+        self.keys.append((pitch, hand))
+        for h in missed:
+            self.outcomes[h].append(False)
+        if hand is not None:
+            self.outcomes[hand].append(True)
         for h in HANDS:
             mine, theirs = self.outcomes[h], self.outcomes[other_hand(h)]
-            if len(mine) == len(theirs) == NOTES and sum(mine) >= PRESENT and sum(theirs) <= ABSENT:
+            if len(mine) == len(theirs) == NOTES and sum(mine) >= PRESENT and sum(theirs) <= ABSENT and self._only(h):
                 self.alone, self.part = h, hand_part(self.score, h)
                 self.part_table = pitch_table(self.part)
                 self.presses.clear()
@@ -60,6 +66,16 @@ class HandsWatch:
                 self.looks = 0
                 return h
         return None
+
+    def _only(self, hand: str) -> bool:
+        """Every one of the last NOTES presses played a note of ``hand``, or a key within
+        NEAR of the range of those: a hand that plays notes the score does not have (an
+        embellished repeat) is still heard."""
+        own = [p for p, h in self.keys if h == hand]
+        return len(self.keys) == NOTES and all(
+            h == hand or (h is None and min(own, default=128) - NEAR <= p <= max(own, default=-1) + NEAR)
+            for p, h in self.keys
+        )
 
     def press(self, written: int, correct: bool) -> int | None:
         """A press while one hand plays alone (its key as written, and whether it was
@@ -85,6 +101,7 @@ class HandsWatch:
         self.alone, self.part = None, self.score
         for o in self.outcomes.values():
             o.clear()
+        self.keys.clear()
         return whole[1]
 
 
