@@ -83,6 +83,8 @@ def run_piece(piece: str, scenarios: list[str], playing: str) -> dict:
     full, base = ef.score_onsets(score_path)
     hand_of = {f"{n.note_id}-{n.pass_no}": n.hand for n in score.notes}
     notes0, ccs0 = ef.load_performance(piece)
+    if any(not any(hand_of.get(n["xml"]) == h for n in notes0) for h in ("right", "left")):
+        return {name: {"error": "skipped: the alignment gives one hand no notes"}}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in scenarios:
@@ -167,7 +169,7 @@ def main() -> None:
         extra += f" statuses_min={min(counts)} statuses_max={max(counts)}"
         if "recover" in agg:
             extra += f" recover_max={max(r['recover'] for r in rows if 'recover' in r):.1f}"
-        print(f"{s:12s} " + " ".join(f"{k}={v:.3f}" for k, v in agg.items()) + extra)
+        print(f"{s:12s} pieces={len(rows)} " + " ".join(f"{k}={v:.3f}" for k, v in agg.items()) + extra)
 
 
 if __name__ == "__main__":
