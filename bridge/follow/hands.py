@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from bridge.follow.transpose import in_order, pitch_table
+from bridge.follow.transpose import PressWindow, in_order, pitch_table
 from bridge.score import HANDS, Score, hand_part
 
 NOTES = 16  # the last resolved notes of each hand weighed, and the last presses
@@ -41,9 +41,7 @@ class HandsWatch:
         self.alone: str | None = None
         self.outcomes = {h: deque(maxlen=NOTES) for h in HANDS}  # per hand: played or not
         self.keys: deque[tuple[int, str | None]] = deque(maxlen=NOTES)  # (pitch, hand of its note) per press
-        self.presses: deque[int] = deque(maxlen=PRESSES)  # while alone: the keys, as written ...
-        self.wrong: deque[bool] = deque(maxlen=RECENT)  # ... and which were not correct
-        self.wait = 0  # presses before the next look
+        self.window = PressWindow(PRESSES, TROUBLE, RECENT, EVERY)  # while alone: the keys, as written
         self.looks = 0  # looks in a row that heard both hands
 
     def resolved(self, pitch: int, hand: str | None, missed: list[str]) -> str | None:
@@ -61,8 +59,7 @@ class HandsWatch:
             if len(mine) == len(theirs) == NOTES and sum(mine) >= PRESENT and sum(theirs) <= ABSENT and self._only(h):
                 self.alone, self.part = h, hand_part(self.score, h)
                 self.part_table = pitch_table(self.part)
-                self.presses.clear()
-                self.wrong.clear()
+                self.window.clear()
                 self.looks = 0
                 return h
         return None
@@ -84,13 +81,9 @@ class HandsWatch:
         player who goes back to play together what they practised alone starts before
         the place they reached, and the follower moves on from an earlier twin where the
         music parts (a later one it could only reach by a search)."""
-        self.presses.append(written)
-        self.wrong.append(not correct)
-        self.wait = max(self.wait - 1, 0)
-        if self.wait or len(self.presses) < PRESSES or sum(self.wrong) < TROUBLE:
+        if not self.window.add(written, correct):
             return None
-        self.wait = EVERY
-        presses = list(self.presses)
+        presses = list(self.window.presses)
         whole = in_order(self.table, len(self.score.events), presses, [0], EXPLAINS).get(0)
         both = whole is not None and not in_order(
             self.part_table, len(self.part.events), presses, [0], whole[0] - MARGIN + 1

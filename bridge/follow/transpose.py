@@ -40,21 +40,15 @@ class TranspositionWatch:
         self.has = pitch_table(score)
         self.events = len(score.events)
         self.shift = 0
-        self.presses: deque[int] = deque(maxlen=PRESSES)
-        self.wrong: deque[bool] = deque(maxlen=RECENT)
-        self.wait = 0  # presses before the next look
+        self.window = PressWindow(PRESSES, TROUBLE, RECENT, EVERY)
         self.candidate: int | None = None  # the shift the last looks found ...
         self.looks = 0  # ... at this many looks in a row
 
     def press(self, pitch: int, correct: bool) -> int | None:
         """Take a press (the key's pitch as sent, and whether it was taken as correct); the
         new shift where it changed, else None."""
-        self.presses.append(pitch)
-        self.wrong.append(not correct)
-        self.wait = max(self.wait - 1, 0)
-        if self.wait or len(self.presses) < PRESSES or sum(self.wrong) < TROUBLE:
+        if not self.window.add(pitch, correct):
             return None
-        self.wait = EVERY
         found = self.explained([k for k in SHIFTS if k != self.shift], EXPLAINS)
         best = max(found, key=found.get) if found and not self.explained([self.shift], FEW + 1) else None
         self.looks = self.looks + 1 if best is not None and best == self.candidate else 1
@@ -62,15 +56,39 @@ class TranspositionWatch:
         if best is None or self.looks < LOOKS:
             return None
         self.shift, self.candidate = best, None
-        self.presses.clear()
-        self.wrong.clear()
+        self.window.clear()
         return best
 
     def explained(self, shifts: list[int], need: int) -> dict[int, int]:
         """The shifts under which ``need`` or more of the weighed presses, moved back by the
         shift, are notes of the score in their order (see `in_order`); with how many."""
-        found = in_order(self.has, self.events, list(self.presses), shifts, need)
+        found = in_order(self.has, self.events, list(self.window.presses), shifts, need)
         return {k: n for k, (n, _) in found.items()}
+
+
+class PressWindow:
+    """The last ``size`` presses (keys) a watch weighs, and when to look at them: once
+    ``trouble`` of the last ``recent`` were not correct, then every ``every`` presses."""
+
+    def __init__(self, size: int, trouble: int, recent: int, every: int) -> None:
+        self.presses: deque[int] = deque(maxlen=size)
+        self.wrong: deque[bool] = deque(maxlen=recent)
+        self.trouble, self.every = trouble, every
+        self.wait = 0  # presses before the next look
+
+    def add(self, pitch: int, correct: bool) -> bool:
+        """Take a press; True where it is time to look."""
+        self.presses.append(pitch)
+        self.wrong.append(not correct)
+        self.wait = max(self.wait - 1, 0)
+        if self.wait or len(self.presses) < self.presses.maxlen or sum(self.wrong) < self.trouble:
+            return False
+        self.wait = self.every
+        return True
+
+    def clear(self) -> None:
+        self.presses.clear()
+        self.wrong.clear()
 
 
 def pitch_table(score: Score) -> np.ndarray:
