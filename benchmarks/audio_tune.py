@@ -93,7 +93,6 @@ def main() -> int:
     from bridge.audio.files import read_audio
     from bridge.audio.stream import stamp
     from bridge.audio.train import HELD_OUT
-    from bridge.musicxml import load_score
     from bridge.replay import apply, new_engine
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,11 +119,8 @@ def main() -> int:
             next(p for p in (Path(a.data) / s / n for s in ("tune", "val")) if p.is_dir()) for n in HELD_OUT
         ]
         for piece in pieces[: a.limit or None]:
-            name = piece.name
-            score_path = str(piece / "score.musicxml")
-            full, base = ef.score_onsets(score_path)
-            notes0, ccs0 = ef.load_performance(str(piece))
-            score = load_score(score_path)
+            p = yardsticks.follow_piece(piece)
+            name, score, full, base, notes0, ccs0 = p.name, p.score, p.full, p.base, p.notes, p.ccs
             for s in a.scenarios.split(","):
                 rng = random.Random(f"0-{name}-{s}")
                 notes, ccs, jump_t, dropped = ef.perturb(notes0, ccs0, full, s, rng)

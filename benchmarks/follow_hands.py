@@ -67,35 +67,27 @@ def played_as(notes0, ccs0, full, hand_of, scenario, rng):
 
 
 def run_piece(piece: str, scenarios: list[str], playing: str) -> dict:
-    ef = yardsticks.load("eval_follow")
     from bridge.errors import UserError
     from bridge.follow.engine import Engine
-    from bridge.midifile import read_performance
-    from bridge.musicxml import load_score
-    from bridge.replay import run_engine
 
-    name = os.path.basename(piece)
-    score_path = os.path.join(piece, "score.musicxml")
+    ef = yardsticks.load("eval_follow")
     try:
-        score = load_score(score_path)
+        p = yardsticks.follow_piece(piece)
     except UserError as e:
-        return {name: {"error": str(e)}}
-    full, base = ef.score_onsets(score_path)
+        return {os.path.basename(piece): {"error": str(e)}}
+    name, score, full, base, notes0 = p.name, p.score, p.full, p.base, p.notes
     hand_of = {f"{n.note_id}-{n.pass_no}": n.hand for n in score.notes}
-    notes0, ccs0 = ef.load_performance(piece)
     if any(not any(hand_of.get(n["xml"]) == h for n in notes0) for h in ("right", "left")):
         return {name: {"error": "skipped: the alignment gives one hand no notes"}}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in scenarios:
-            notes, ccs, together_t, hand = played_as(notes0, ccs0, full, hand_of, s, random.Random(f"0-{name}-{s}"))
-            midi = os.path.join(tmp, "p.mid")
-            ef.write_midi(notes, ccs, midi)
+            notes, ccs, together_t, hand = played_as(notes0, p.ccs, full, hand_of, s, random.Random(f"0-{name}-{s}"))
             one_only = together_t is None
             hands = (hand if one_only else None) if playing == "declared" else playing
             if hands is None:
                 continue
-            events = [e.to_dict() for e in run_engine(Engine(score, hands=hands), read_performance(midi))]
+            events = yardsticks.engine_events(Engine(score, hands=hands), notes, ccs, tmp)
             r, _ = ef.evaluate(notes, events, full, base, together_t if "+" in s else None, [])
             other = sum(hand_of.get(n["xml"]) not in (None, hand) for n in notes0) if one_only else 0
             missed = [e for e in events if e["type"] == "missed"]

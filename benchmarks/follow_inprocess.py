@@ -84,41 +84,32 @@ def run_piece(piece: str, scenarios: list[str], overrides: dict) -> dict:
     from bridge.follow.engine import Engine
     from bridge.follow.follower import FollowerParams
     from bridge.follow.matcher import MatcherParams
-    from bridge.midifile import read_performance
-    from bridge.musicxml import load_score
-    from bridge.replay import run_engine
     from bridge.report import revised_notes
 
-    name = os.path.basename(piece)
-    score_path = os.path.join(piece, "score.musicxml")
     try:
-        score = load_score(score_path)
+        p = yardsticks.follow_piece(piece)
     except UserError as e:  # a score the loader refuses is reported, as the yardstick does
-        return {name: {"error": str(e)}}
-    full, base = ef.score_onsets(score_path)
-    notes0, ccs0 = ef.load_performance(piece)
+        return {os.path.basename(piece): {"error": str(e)}}
     fp, mp = FollowerParams(), MatcherParams()
     params = replace(fp, **{k: v for k, v in overrides.items() if hasattr(fp, k)})
     mparams = replace(mp, **{k: v for k, v in overrides.items() if hasattr(mp, k)})
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in scenarios:
-            rng = random.Random(f"0-{name}-{s}")
-            notes, ccs, jump_t, dropped = ef.perturb(notes0, ccs0, full, s, rng)
-            midi = os.path.join(tmp, f"{s}.mid")
-            ef.write_midi(notes, ccs, midi)
-            events = [e.to_dict() for e in run_engine(Engine(score, params, mparams), read_performance(midi))]
-            r, paired = ef.evaluate(notes, events, full, base, jump_t, dropped)
-            r["sure_wrong"] = sure_wrong(ef, notes, paired, full, base)
-            r["miss_p"] = miss_precision(score, notes, events)
+            rng = random.Random(f"0-{p.name}-{s}")
+            notes, ccs, jump_t, dropped = ef.perturb(p.notes, p.ccs, p.full, s, rng)
+            events = yardsticks.engine_events(Engine(p.score, params, mparams), notes, ccs, tmp)
+            r, paired = ef.evaluate(notes, events, p.full, p.base, jump_t, dropped)
+            r["sure_wrong"] = sure_wrong(ef, notes, paired, p.full, p.base)
+            r["miss_p"] = miss_precision(p.score, notes, events)
             r["transposed"] = sum(e.get("state") == "transposed" for e in events)
             r["hands"] = sum(e.get("state") == "hands" for e in events)
             out[s] = {k: r[k] for k in KEYS if k in r}
             if any(e["type"] == "revised" for e in events):
                 rev = revised_notes(events) + [e for e in events if e["type"] != "note"]
-                r, _ = ef.evaluate(notes, rev, full, base, jump_t, dropped)
+                r, _ = ef.evaluate(notes, rev, p.full, p.base, jump_t, dropped)
                 out[s].update({f"{k}_rev": r[k] for k in REVISED_KEYS if k in r})
-    return {name: out}
+    return {p.name: out}
 
 
 def main() -> None:

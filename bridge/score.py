@@ -220,6 +220,7 @@ def group_events(notes: list[ScoreNote], tol_q: float = 1e-4, keep: Sequence[int
 
 
 HANDS = ("right", "left")
+PLAYING = ("auto", "both", *HANDS)  # what a player may be declared to play: `Engine`'s ``hands``
 
 
 def hand_part(score: Score, hand: str) -> Score:

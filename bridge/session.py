@@ -40,6 +40,7 @@ from bridge.events import (
     json_line,
     seconds,
 )
+from bridge.score import PLAYING
 from bridge.userfiles import numbered_lines
 
 INPUT_TYPES = {cls.type: cls for cls in (NoteOn, NoteOff, Control, Status, Command, Annotation, HandFrame)}
@@ -308,7 +309,7 @@ def _header(path: str | os.PathLike) -> dict:
         settings.get("calibration"), str | None
     ):
         raise UserError(f"{path}:1: settings.fingering must be true or false and settings.calibration a path")
-    if settings.get("playing", "auto") not in ("auto", "both", "right", "left"):
+    if settings.get("playing", "auto") not in PLAYING:
         raise UserError(f"{path}:1: settings.playing must be auto, both, right or left")
     return first
 

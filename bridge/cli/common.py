@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bridge.errors import UserError
 from bridge.report import FollowRecord
+from bridge.score import PLAYING
 from bridge.userfiles import writing
 
 BUNDLED = Path(__file__).resolve().parent.parent.parent / "scores"
@@ -76,9 +77,6 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         help="no expression events (default: each phrase assessed against the expression model when installed, "
         "once the player is into the next; docs/expression.md)",
     )
-
-
-PLAYING = ("auto", "both", "right", "left")
 
 
 def add_playing_option(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from types import GenericAlias, UnionType
 
 from bridge.cli.common import (
-    PLAYING,
     add_oscquery_option,
     add_output_options,
     add_playing_option,
@@ -19,6 +18,7 @@ from bridge.cli.common import (
     start_oscquery,
 )
 from bridge.errors import UserError
+from bridge.score import PLAYING
 
 # every setting `run --config` reads, and the TOML type it must have
 CONFIG_TYPES: dict[str, type | UnionType | GenericAlias] = {

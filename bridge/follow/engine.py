@@ -44,7 +44,7 @@ from bridge.follow.hands import describe as hands_text
 from bridge.follow.matcher import Judgement, Matcher, MatcherParams
 from bridge.follow.transpose import TranspositionWatch, describe
 from bridge.keyboard import Calibration
-from bridge.score import HANDS, Score, hand_part
+from bridge.score import HANDS, PLAYING, Score, hand_part
 
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
 ALL_NOTES_OFF = (120, 123)
@@ -84,7 +84,7 @@ class Engine:
         ``hands``: "right" or "left" follows that hand's part alone (hands-separate
         practice), "both" the whole score, "auto" the whole score until the player is
         heard to play one hand alone (``status hands``) and back."""
-        if hands not in ("auto", "both", *HANDS):
+        if hands not in PLAYING:
             raise ValueError(f"hands must be auto, both, right or left, not {hands!r}")
         self.score = score
         self.hands_mode = hands
@@ -111,7 +111,7 @@ class Engine:
         self.sostenuto_held: set[int] = set()
         self.held: dict[int, _Held] = {}  # pitch -> the sounding note
         self.lost = False  # the follower's confidence fell; said once, until it recovers
-        self.transposition = TranspositionWatch(self.part)
+        self.transposition = TranspositionWatch(self.part, self.hands.table if self.hands else None)
 
     # -- positions ------------------------------------------------------------
 
@@ -364,12 +364,12 @@ class Engine:
             alone = w.resolved(written, hand, [self.score.notes[k].hand for k in j.missed])
             if alone is None:
                 return []
-            self._follow(w.part, t, self._next_in(w.part))
+            self._follow(t, self._next_in(w.part))
         else:
             at = w.press(written, j.verdict == "correct")
             if at is None:
                 return []
-            self._follow(w.part, t, min(at + 1, len(w.part.events) - 1))
+            self._follow(t, min(at + 1, len(w.part.events) - 1))
         return [Status(t, "hands", hands_text(w.alone))]
 
     def _next_in(self, part: Score) -> int:
@@ -380,17 +380,18 @@ class Engine:
         onsets = [e.onset_q for e in part.events]
         return min((bisect_right if played else bisect_left)(onsets, here.onset_q), len(onsets) - 1)
 
-    def _follow(self, part: Score, t: float, target: int) -> None:
-        """Follow ``part`` on from its event ``target``, at the tempo the player had."""
+    def _follow(self, t: float, target: int) -> None:
+        """Follow the part the hands watch took (`HandsWatch.part`) on from its event
+        ``target``, at the tempo the player had."""
         old = self.follower
-        self.part = part
+        self.part = part = self.hands.part
         self.follower = Follower(part, self.follower_params)
         self.follower.jump_to(target)
         self.follower.spq, self.follower.n_tempo, self.follower.tempo_obs = old.spq, old.n_tempo, list(old.tempo_obs)
         self.matcher = Matcher(part, self.matcher_params)
         self.matcher.jump_to(target)
         shift = self.transposition.shift
-        self.transposition = TranspositionWatch(part)
+        self.transposition = TranspositionWatch(part, self.hands.part_table)
         self.transposition.shift = shift
         # the place just before the target: nothing there is reported missed at the end
         before = max(target - 1, 0)

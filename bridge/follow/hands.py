@@ -91,7 +91,7 @@ class HandsWatch:
         self.looks = self.looks + 1 if both else 0
         if not both or self.looks < LOOKS:
             return None
-        self.alone, self.part = None, self.score
+        self.alone, self.part, self.part_table = None, self.score, self.table
         for o in self.outcomes.values():
             o.clear()
         self.keys.clear()

@@ -36,8 +36,8 @@ class TranspositionWatch:
     """Per press, whether the keyboard's transposition changed (``shift``: semitones a
     key sounds above the one written; played pitch minus ``shift`` is the written one)."""
 
-    def __init__(self, score: Score):
-        self.has = pitch_table(score)
+    def __init__(self, score: Score, has: np.ndarray | None = None):
+        self.has = pitch_table(score) if has is None else has  # ``score``'s, where the caller has it
         self.events = len(score.events)
         self.shift = 0
         self.window = PressWindow(PRESSES, TROUBLE, RECENT, EVERY)
