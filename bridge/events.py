@@ -230,7 +230,8 @@ class Status(Event):
 @dataclass(frozen=True, slots=True)
 class Command(Event):
     """A control command from OSC: start, stop, reset, jump (to ``measure``, ``pass_no``),
-    load (the score at ``path``)."""
+    load (the score at ``path``), playing (the hands now played: ``playing`` auto, both,
+    right or left)."""
 
     type: ClassVar[str] = "command"
     t: float
@@ -238,6 +239,7 @@ class Command(Event):
     measure: int = 0
     pass_no: int = 1
     path: str = ""
+    playing: str = ""
 
 
 @dataclass(frozen=True, slots=True)

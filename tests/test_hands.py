@@ -10,9 +10,10 @@ from conftest import bundled, cli
 
 from bridge import simulate
 from bridge.errors import UserError
-from bridge.events import Missed, NoteVerdict, Status
+from bridge.events import Command, Missed, NoteOn, NoteVerdict, Status
 from bridge.follow.engine import Engine
 from bridge.musicxml import load_score
+from bridge.osc import to_input
 from bridge.replay import run_engine
 from bridge.score import Score, ScoreNote, hand_part
 
@@ -124,3 +125,42 @@ def test_follow_takes_the_hand_played_and_refuses_one_the_score_lacks(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == "pianobridge: error: the score has no left-hand notes", r.stderr
     r = cli("follow", sonatina, played, "--playing", "three")
     assert r.returncode == 2 and "invalid choice: 'three'" in r.stderr
+
+
+def test_the_player_says_which_hands_they_play_and_that_part_is_followed(sonatina):
+    """``/control/playing``: both hands to bar 8, then the player says "left" and plays
+    the left hand alone to bar 16, then "both" and both hands to the end."""
+    whole = simulate.render(sonatina, seed=6)
+    bar = lambda p: sonatina.notes[p.note].measure  # noqa: E731
+    played = [p for p in whole if bar(p) < 9 or bar(p) >= 17 or sonatina.notes[p.note].hand == "left"]
+    left_at = next(p.t for p in played if bar(p) >= 9) - 0.2
+    both_at = next(p.t for p in played if bar(p) >= 17) - 0.2
+    events = simulate.to_events(played) + [Command(left_at, "playing", playing="left")]
+    events += [Command(both_at, "playing", playing="both")]
+    out = list(run_engine(Engine(sonatina), sorted(events, key=lambda e: e.t)))
+    assert [(s.t, s.detail.split(":")[0]) for s in said(out)] == [(left_at, "left"), (both_at, "both")]
+    for lo, hi in ((left_at, both_at), (both_at, 1e9)):
+        presses = sum(lo < p.t < hi for p in played)
+        assert sum(isinstance(e, NoteVerdict) and lo < e.t < hi and e.verdict == "correct" for e in out) >= (
+            0.98 * presses
+        )
+    # the right hand's notes of bars 9-16 were not expected, so none is reported missed
+    assert not [
+        e for e in out if isinstance(e, Missed) and left_at < e.t < both_at + 1 and _hand(sonatina, e) == "right"
+    ]
+
+
+def test_a_playing_command_the_score_cannot_take_is_ignored_and_said(sonatina):
+    melody = Score("melody", [ScoreNote("n1", 1, 72, 0.0, 1.0, 1, 1.0, "P1", 1, "right", "4/4", None, None)])
+    (told,) = Engine(melody).feed(Command(0.0, "playing", playing="left"))
+    assert told.state == "osc_ignored" and told.detail == "the score has no left-hand notes"
+    engine = Engine(sonatina)
+    assert engine.feed(Command(0.0, "playing", playing="three"))[0].state == "osc_ignored"
+    (told,) = engine.feed(Command(0.0, "playing", playing="right"))  # before the first note: from the start
+    assert told.state == "hands" and told.detail.startswith("right:") and engine.hands_mode == "right"
+    first_right = next(n for n in sonatina.notes if n.hand == "right")
+    assert engine.feed(NoteOn(0.5, first_right.pitch, 70))[0].verdict == "correct"
+    P = "/pianobridge"
+    assert to_input(f"{P}/control/playing", ["left"], 1.0, P) == Command(1.0, "playing", playing="left")
+    bad = to_input(f"{P}/control/playing", ["three"], 1.0, P)
+    assert bad.state == "osc_ignored" and "auto, both, right, left" in bad.detail

@@ -150,6 +150,9 @@ def test_live_follow_with_unplug_and_replug(jack, tmp_path):
         assert annotations and annotations[0][1:4] == ["teacher", "softer in bar 9", 9]
         jumps = [args for a, args in receiver.got if a.endswith("/jump")]
         assert jumps and jumps[-1][5] == 3  # to measure 3
+        # the player practises the left hand alone now: the bridge follows its part and says so
+        teacher.send_message("/pianobridge/control/playing", "left")
+        assert wait_until(lambda: "hands" in statuses(receiver), 3) is not None
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

@@ -11,6 +11,9 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
+from bridge.errors import UserError
 from bridge.events import (
     Annotation,
     Command,
@@ -253,7 +256,23 @@ class Engine:
             self.follower.jump_to(target)
             self.matcher.jump_to(target)
             return [self._jump(ev.t, here, target, 1.0)]
+        if ev.command == "playing":
+            return self._playing(ev.t, ev.playing)
         return [Status(ev.t, "osc_ignored", f"unknown command {ev.command!r}")]
+
+    def _playing(self, t: float, hands: str) -> list[OutputEvent]:
+        """The player says what they play now (``/control/playing``; the ``hands`` of
+        `Engine`): that part is followed on from the place reached (``status hands``)."""
+        if hands not in PLAYING:
+            return [Status(t, "osc_ignored", f"playing must be {', '.join(PLAYING[:-1])} or {PLAYING[-1]}")]
+        try:
+            part = hand_part(self.score, hands) if hands in HANDS else self.score
+        except UserError as e:
+            return [Status(t, "osc_ignored", str(e))]
+        self.hands_mode = hands
+        self.hands = HandsWatch(self.score) if hands == "auto" else None
+        self._follow(part, t, self._next_in(part) if self.last_step else 0)
+        return [Status(t, "hands", hands_text(hands if hands in HANDS else None))]
 
     def _jump(self, t: float, source: int, target: int, confidence: float) -> Jump:
         src, dst = self.part.events[source], self.part.events[target]
@@ -364,12 +383,12 @@ class Engine:
             alone = w.resolved(written, hand, [self.score.notes[k].hand for k in j.missed])
             if alone is None:
                 return []
-            self._follow(t, self._next_in(w.part))
+            self._follow(w.part, t, self._next_in(w.part), w.part_table)
         else:
             at = w.press(written, j.verdict == "correct")
             if at is None:
                 return []
-            self._follow(t, min(at + 1, len(w.part.events) - 1))
+            self._follow(w.part, t, min(at + 1, len(w.part.events) - 1), w.part_table)
         return [Status(t, "hands", hands_text(w.alone))]
 
     def _next_in(self, part: Score) -> int:
@@ -380,22 +399,24 @@ class Engine:
         onsets = [e.onset_q for e in part.events]
         return min((bisect_right if played else bisect_left)(onsets, here.onset_q), len(onsets) - 1)
 
-    def _follow(self, t: float, target: int) -> None:
-        """Follow the part the hands watch took (`HandsWatch.part`) on from its event
-        ``target``, at the tempo the player had."""
+    def _follow(self, part: Score, t: float, target: int, table: np.ndarray | None = None) -> None:
+        """Follow ``part`` (the whole score or one hand's) on from its event ``target``, at
+        the tempo the player had. ``table``: its `pitch_table`, where the caller has it."""
         old = self.follower
-        self.part = part = self.hands.part
+        self.part = part
         self.follower = Follower(part, self.follower_params)
         self.follower.jump_to(target)
         self.follower.spq, self.follower.n_tempo, self.follower.tempo_obs = old.spq, old.n_tempo, list(old.tempo_obs)
         self.matcher = Matcher(part, self.matcher_params)
         self.matcher.jump_to(target)
         shift = self.transposition.shift
-        self.transposition = TranspositionWatch(part, self.hands.part_table)
+        self.transposition = TranspositionWatch(part, table)
         self.transposition.shift = shift
         # the place just before the target: nothing there is reported missed at the end
         before = max(target - 1, 0)
         step = self.last_step
+        if step is None:  # nothing played yet: the part is followed from its start
+            return
         self.last_step = FollowerStep(
             before, False, step.confidence, old.spq, None, part.events[before].onset_q, t, False
         )

@@ -3,6 +3,7 @@
     PREFIX/control/start | stop | reset          (no arguments)
     PREFIX/control/jump   i:measure [i:pass]
     PREFIX/control/load   s:path                 (a score in the score library)
+    PREFIX/control/playing s:auto|both|right|left (the hands the player plays now)
     PREFIX/annotate       s:author s:text [i:measure] [s:note_id]
     PREFIX/auth           s:token                (only when the bridge listens beyond loopback)
 
@@ -28,6 +29,7 @@ from pythonosc.osc_packet import OscPacket, ParseError
 
 from bridge.errors import UserError
 from bridge.events import Annotation, Command, Event, Status
+from bridge.score import PLAYING
 
 Reply = Callable[[str, str], None]  # (kind "ok" | "error", text) back to the sender alone
 
@@ -36,6 +38,13 @@ Spec = tuple[Callable[..., Event], tuple[type, ...], int]
 
 
 def _specs() -> dict[str, Spec]:
+    def playing(t: float, hands: str) -> Event:
+        if hands not in PLAYING:  # said to the sender, who can fix it
+            return Status(
+                t, "osc_ignored", f"/control/playing: expected one of {', '.join(PLAYING)}, got {hands[:20]!r}"
+            )
+        return Command(t, "playing", playing=hands)
+
     def cmd(name: str) -> Callable[..., Event]:
         return lambda t, *a: Command(t, name)
 
@@ -45,6 +54,7 @@ def _specs() -> dict[str, Spec]:
         "/control/reset": (cmd("reset"), (), 0),
         "/control/jump": (lambda t, m, p=1: Command(t, "jump", measure=m, pass_no=p), (int, int), 1),
         "/control/load": (lambda t, path: Command(t, "load", path=path), (str,), 1),
+        "/control/playing": (playing, (str,), 1),
         "/annotate": (
             lambda t, author, text, m=0, nid="": Annotation(t, author, text, m, nid),
             (str, str, int, str),
