@@ -164,3 +164,45 @@ def test_a_playing_command_the_score_cannot_take_is_ignored_and_said(sonatina):
     assert to_input(f"{P}/control/playing", ["left"], 1.0, P) == Command(1.0, "playing", playing="left")
     bad = to_input(f"{P}/control/playing", ["three"], 1.0, P)
     assert bad.state == "osc_ignored" and "auto, both, right, left" in bad.detail
+
+
+def _alberti_under_a_running_melody(bars: int = 24) -> Score:
+    """A project-authored piece: the left hand strikes the same four quarters in every bar,
+    under a right hand of sixteenths that differs from bar to bar."""
+    import random
+
+    rng = random.Random(7)
+    notes = []
+
+    def add(pitch, onset, dur, hand):
+        bar = int(onset // 4) + 1
+        notes.append(
+            ScoreNote(f"n{len(notes) + 1}", 1, pitch, onset, dur, bar, onset % 4 + 1, "P1", 1 + (hand == "left"),
+                      hand, "4/4", 72.0, None)
+        )  # fmt: skip
+
+    for b in range(bars):
+        for k in range(16):
+            add(rng.choice([72, 74, 76, 77, 79, 81, 83, 84]), 4 * b + k / 4, 0.25, "right")
+        for k, p in enumerate((48, 55, 52, 55)):
+            add(p, 4 * b + k, 1.0, "left")
+    notes.sort(key=lambda n: (n.onset_q, n.pitch))
+    return Score("alberti", notes)
+
+
+def test_one_hand_alone_is_found_when_the_whole_score_cannot_place_it():
+    """The left hand alone, the same figure in every bar: the follower expecting both hands
+    cannot tell which bar it is in and loses the player, so what became of each hand's
+    notes tells nothing. The last presses, looked for in each hand's part and in the whole
+    score, do: only the left hand's part holds them in their order."""
+    score = _alberti_under_a_running_melody()
+    played = one_hand(simulate.render(score, seed=2), score, "left")
+    out = follow(score, played)
+    told = said(out)
+    assert len(told) == 1 and told[0].detail.startswith("left:"), told
+    assert told[0].t <= played[31].t  # the 24 presses weighed, and two looks 4 presses apart
+    after = [e for e in out if e.t > told[0].t]
+    assert verdicts(after, "correct") >= 0.98 * sum(p.t > told[0].t for p in played)
+    assert not [e for e in after if isinstance(e, Missed)]
+    # and both hands, the same piece, are never taken for one
+    assert not said(follow(score, simulate.render(score, seed=2)))

@@ -375,17 +375,21 @@ class Engine:
         w = self.hands
         if w is None:
             return []
-        if w.alone is None:
-            if self.last_step.confidence < CONFIDENCE_LOW:  # a follower that lost the player tells nothing
+        correct = j.verdict == "correct"
+        if w.alone is None and self.last_step.confidence < CONFIDENCE_LOW:  # its notes tell nothing
+            found = w.lost(written, correct)
+            if found is None:
                 return []
+            self._follow(w.part, t, min(found[1] + 1, len(w.part.events) - 1), w.part_table)
+        elif w.alone is None:
             tried = j.note if j.note is not None else j.intended
             hand = self.score.notes[tried].hand if tried is not None else None
-            alone = w.resolved(written, hand, [self.score.notes[k].hand for k in j.missed])
+            alone = w.resolved(written, correct, hand, [self.score.notes[k].hand for k in j.missed])
             if alone is None:
                 return []
             self._follow(w.part, t, self._next_in(w.part), w.part_table)
         else:
-            at = w.press(written, j.verdict == "correct")
+            at = w.press(written, correct)
             if at is None:
                 return []
             self._follow(w.part, t, min(at + 1, len(w.part.events) - 1), w.part_table)

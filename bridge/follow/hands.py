@@ -7,8 +7,11 @@ the other hand wrong (docs/benchmarks.md, "One hand alone").
 unplayed) and the last presses. Where one hand's last NOTES notes were all but unplayed,
 the other hand played at least half of its own, and every recent press was that hand's
 (or a key in its range), that hand plays alone; the engine then follows its part of the
-score only. Both hands play again once the last presses are the whole score's notes in
-their order, clearly more of them than the hand's part explains. No time is needed.
+score only. Where the follower lost the player (one hand's notes can fit the whole score
+nowhere), the last presses are looked for in their order instead: one hand's part
+explains them, clearly more of them than the whole score does. Both hands play again
+once the last presses are the whole score's notes in their order, clearly more of them
+than the hand's part explains. No time is needed.
 """
 
 from __future__ import annotations
@@ -38,17 +41,23 @@ class HandsWatch:
         self.score = self.part = score
         self.table = pitch_table(score)
         self.part_table = self.table
+        # each hand's part, made once: a switch or a look on the note path only reads them
+        self.parts = {h: hand_part(score, h) for h in HANDS if any(n.hand == h for n in score.notes)}
+        self.tables = {h: pitch_table(p) for h, p in self.parts.items()}
         self.alone: str | None = None
         self.outcomes = {h: deque(maxlen=NOTES) for h in HANDS}  # per hand: played or not
         self.keys: deque[tuple[int, str | None]] = deque(maxlen=NOTES)  # (pitch, hand of its note) per press
-        self.window = PressWindow(PRESSES, TROUBLE, RECENT, EVERY)  # while alone: the keys, as written
-        self.looks = 0  # looks in a row that heard both hands
+        self.window = PressWindow(PRESSES, TROUBLE, RECENT, EVERY)  # the last keys, as written
+        self.looks = 0  # looks in a row that heard the other hands
+        self.heard: str | None = None  # the hand the looks while lost heard alone
 
-    def resolved(self, pitch: int, hand: str | None, missed: list[str]) -> str | None:
-        """A press while both hands are expected: its key (as written), the hand of the
-        note it played or tried (None: an extra note), and the hands of the notes it left
-        behind unplayed. The hand now playing alone where it changed, else None. Weighed
-        once all are in: a jump passes notes of both hands, in the score's order."""
+    def resolved(self, pitch: int, correct: bool, hand: str | None, missed: list[str]) -> str | None:
+        """A press while both hands are expected and the follower is sure of its place: its
+        key (as written), whether it was correct, the hand of the note it played or tried
+        (None: an extra note), and the hands of the notes it left behind unplayed. The hand
+        now playing alone where it changed, else None. Weighed once all are in: a jump
+        passes notes of both hands, in the score's order."""
+        self.window.add(pitch, correct)  # the last presses, for a look once the follower is lost
         self.keys.append((pitch, hand))
         for h in missed:
             self.outcomes[h].append(False)
@@ -57,12 +66,40 @@ class HandsWatch:
         for h in HANDS:
             mine, theirs = self.outcomes[h], self.outcomes[other_hand(h)]
             if len(mine) == len(theirs) == NOTES and sum(mine) >= PRESENT and sum(theirs) <= ABSENT and self._only(h):
-                self.alone, self.part = h, hand_part(self.score, h)
-                self.part_table = pitch_table(self.part)
-                self.window.clear()
-                self.looks = 0
+                self._go_alone(h)
                 return h
         return None
+
+    def lost(self, written: int, correct: bool) -> tuple[str, int] | None:
+        """A press while both hands are expected and the follower has lost the player
+        (whose notes then tell nothing of the hands, `resolved`). Where one hand plays
+        alone, the follower can lose the player for good, its part's notes fitting the
+        whole score nowhere: the last presses are looked for, in their order, in each
+        hand's part and in the whole score, and a part that explains EXPLAINS of them and
+        MARGIN more than the whole score, at LOOKS looks in a row, is that hand alone.
+        (that hand, the event of its part the last press was on), else None."""
+        if not self.window.add(written, correct):
+            return None
+        presses = list(self.window.presses)
+        hand = None
+        for h, table in self.tables.items():
+            part = in_order(table, len(self.parts[h].events), presses, [0], EXPLAINS).get(0)
+            if part is not None and not in_order(
+                self.table, len(self.score.events), presses, [0], part[0] - MARGIN + 1
+            ):
+                hand, end = h, part[1]
+                break
+        self.looks = self.looks + 1 if hand is not None and hand == self.heard else int(hand is not None)
+        self.heard = hand
+        if hand is None or self.looks < LOOKS:
+            return None
+        self._go_alone(hand)
+        return hand, end
+
+    def _go_alone(self, hand: str) -> None:
+        self.alone, self.part, self.part_table = hand, self.parts[hand], self.tables[hand]
+        self.window.clear()
+        self.looks, self.heard = 0, None
 
     def _only(self, hand: str) -> bool:
         """Every one of the last NOTES presses played a note of ``hand``, or a key within
@@ -95,6 +132,7 @@ class HandsWatch:
         for o in self.outcomes.values():
             o.clear()
         self.keys.clear()
+        self.window.clear()
         return whole[1]
 
 
