@@ -40,7 +40,7 @@ from bridge.score import (
 )
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 11  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 12  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -611,6 +611,12 @@ def parse_score(data: bytes, title: str = "score") -> Score:
     accent: tuple | None = None  # (measure ordinal, pass, offset, mark) of the notes an sf is written on
     open_ties: dict[tuple, int] = {}
     multi_staff = {pid for (_, s, pid) in owners if s > 1}
+    used: dict[str, set[int]] = {}  # per part written on several staves, the staves with notes
+    for rows in raw.values():
+        for r in rows:
+            if r[8] in multi_staff:
+                used.setdefault(r[8], set()).add(r[9])
+    hand_of = {(pid, st): h for pid, staves in used.items() for st, h in staff_hands(staves).items()}
     for bar, (mi, pass_no) in enumerate(order):
         marks["bar"] = bar
         # grace notes keep the order they are written in: that is the order they are played
@@ -632,9 +638,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     del open_ties[tie_key]
                 continue
             nid = xml_id or f"{part_id}-s{staff}-m{numbers[mi]}-{round(off, 3)}-{midi}-{k}"
-            hand = (
-                ("right" if staff == 1 else "left") if part_id in multi_staff else ("right" if midi >= 60 else "left")
-            )
+            hand = hand_of.get((part_id, staff)) or ("right" if midi >= 60 else "left")
             notes.append(
                 ScoreNote(
                     note_id=nid,
@@ -694,6 +698,20 @@ def _swell(marks: dict[str, object]) -> str | None:
     """The written cresc. or dim. in force, for SWELL_BARS bars from the one it is written in."""
     swell = marks["swell"]
     return swell[0] if swell is not None and marks["bar"] - swell[1] < SWELL_BARS else None
+
+
+def staff_hands(staves: set[int]) -> dict[int, str]:
+    """Which hand plays each staff of a part written on several (``staves``: those that hold
+    notes). A grand staff's upper staff is the right hand's, its lower the left's; more staves
+    are read as grand staves from the top where they pair up (an ossia grand staff above the
+    main one), else as one staff above a grand staff (an ossia line, or piano music written on
+    three staves), whose lowest staff alone is the left hand's."""
+    s = sorted(staves)
+    if len(s) == 1:
+        return {s[0]: "right" if s[0] == 1 else "left"}
+    if len(s) % 2 == 0:
+        return {st: ("right", "left")[i % 2] for i, st in enumerate(s)}
+    return {st: "left" if st == s[-1] else "right" for st in s}
 
 
 def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:

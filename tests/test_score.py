@@ -356,6 +356,43 @@ def test_single_staff_and_multi_part(tmp_path):
     assert [e.pitches for e in s.events] == [(48, 79), (64, 81)]
 
 
+def _staves_xml(staves: int, notes: dict[int, str]) -> bytes:
+    """One bar of 2/4 in a part written on ``staves`` staves: a half note per staff given
+    (staff -> step and octave, "C5"), the staves without one left empty (rests)."""
+    body = "<backup><duration>4</duration></backup>".join(
+        (
+            f'<note id="s{st}"><pitch><step>{notes[st][0]}</step><octave>{notes[st][1]}</octave></pitch>'
+            if st in notes
+            else "<note><rest/>"
+        )
+        + f"<duration>4</duration><voice>{st}</voice><type>half</type><staff>{st}</staff></note>"
+        for st in range(1, staves + 1)
+    )
+    return f"""<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1">
+<part-name>Piano</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>
+<divisions>2</divisions><time><beats>2</beats><beat-type>4</beat-type></time><staves>{staves}</staves>
+</attributes>{body}</measure></part></score-partwise>""".encode()
+
+
+@pytest.mark.parametrize(
+    "staves, notes, hands",
+    [
+        (2, {1: "C5", 2: "C3"}, {1: "right", 2: "left"}),  # a grand staff
+        (3, {1: "E6", 2: "C5", 3: "C3"}, {1: "right", 2: "right", 3: "left"}),  # an ossia line above it
+        (
+            4,
+            {1: "E6", 2: "E4", 3: "C5", 4: "C3"},
+            {1: "right", 2: "left", 3: "right", 4: "left"},
+        ),  # an ossia grand staff
+        (4, {3: "C5", 4: "C3"}, {3: "right", 4: "left"}),  # the ossia staves empty (Liszt's Gondoliera in (n)ASAP)
+        (3, {1: "C5", 2: "C3"}, {1: "right", 2: "left"}),  # a third staff declared, never used
+    ],
+)
+def test_each_staff_is_given_the_hand_that_plays_it(staves, notes, hands):
+    s = parse_score(_staves_xml(staves, notes))
+    assert {n.staff: n.hand for n in s.notes} == hands
+
+
 def test_fingering_substitution_is_read(tmp_path):
     xml = bundled("scale_study").read_text()
     # replace the first printed finger with a 3-to-1 substitution

@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # upbeat bar opens the first phrase without counting as one of its bars, 9: how near the close
 # the note is; 8 was a trial, never shipped; 11: voices ranked in their staff, notes under a
 # held note, the end of a slur, the hand's reach to its next notes, an articulation for a grace
-# note tied into its chord; 13: how soon the same key is struck again; 10 and 12 were trials)
-DATA_VERSION = 13
+# note tied into its chord; 13: how soon the same key is struck again; 10 and 12 were trials;
+# 14: the hand of each staff of a part on three or four staves, `musicxml.staff_hands`)
+DATA_VERSION = 14
 # ASAP folders that hold a Vienna 4x22 piece (evaluation only): Chopin op.10 no.3, op.38,
 # Mozart K331 (any movement: a version of the same sonata) and Schubert D783
 VIENNA_FOLDERS = ("Chopin/Etudes_op_10/3", "Chopin/Ballades/2", "Mozart/Piano_Sonatas/11-", "Schubert/D783")
