@@ -76,8 +76,8 @@ class HandsWatch:
         alone, the follower can lose the player for good, its part's notes fitting the
         whole score nowhere: the last presses are looked for, in their order, in each
         hand's part and in the whole score, and a part that explains EXPLAINS of them and
-        MARGIN more than the whole score, at LOOKS looks in a row, is that hand alone.
-        (that hand, the event of its part the last press was on), else None."""
+        MARGIN more than the whole score, at LOOKS looks in a row, is that hand alone:
+        then (that hand, the event of its part the last press was on), else None."""
         if not self.window.add(written, correct):
             return None
         presses = list(self.window.presses)
