@@ -271,7 +271,7 @@ class Engine:
             return [Status(t, "osc_ignored", str(e))]
         self.hands_mode = hands
         self.hands = HandsWatch(self.score) if hands == "auto" else None
-        self._follow(part, t, self._next_in(part) if self.last_step else 0)
+        self._follow(part, t, self._next_in(part) if self.last_step else 0, self.hands.table if self.hands else None)
         return [Status(t, "hands", hands_text(hands if hands in HANDS else None))]
 
     def _jump(self, t: float, source: int, target: int, confidence: float) -> Jump:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
 from bridge.follow.transpose import PressWindow, in_order, pitch_table
 from bridge.score import HANDS, Score, hand_part
 
@@ -81,12 +83,11 @@ class HandsWatch:
         if not self.window.add(written, correct):
             return None
         presses = list(self.window.presses)
+        whole = (self.table, len(self.score.events))
         hand = None
         for h, table in self.tables.items():
-            part = in_order(table, len(self.parts[h].events), presses, [0], EXPLAINS).get(0)
-            if part is not None and not in_order(
-                self.table, len(self.score.events), presses, [0], part[0] - MARGIN + 1
-            ):
+            part = clearly(presses, (table, len(self.parts[h].events)), whole)
+            if part is not None:
                 hand, end = h, part[1]
                 break
         self.looks = self.looks + 1 if hand is not None and hand == self.heard else int(hand is not None)
@@ -121,10 +122,8 @@ class HandsWatch:
         if not self.window.add(written, correct):
             return None
         presses = list(self.window.presses)
-        whole = in_order(self.table, len(self.score.events), presses, [0], EXPLAINS).get(0)
-        both = whole is not None and not in_order(
-            self.part_table, len(self.part.events), presses, [0], whole[0] - MARGIN + 1
-        )
+        whole = clearly(presses, (self.table, len(self.score.events)), (self.part_table, len(self.part.events)))
+        both = whole is not None
         self.looks = self.looks + 1 if both else 0
         if not both or self.looks < LOOKS:
             return None
@@ -134,6 +133,17 @@ class HandsWatch:
         self.keys.clear()
         self.window.clear()
         return whole[1]
+
+
+def clearly(presses: list[int], by: tuple[np.ndarray, int], than: tuple[np.ndarray, int]) -> tuple[int, int] | None:
+    """Where ``presses`` are notes of one score in their order clearly more than of another
+    (each given as its `pitch_table` and its number of events): EXPLAINS of them, and MARGIN
+    more than the other explains, as (how many, the event of the last press placed) of
+    `in_order`; else None."""
+    found = in_order(*by, presses, [0], EXPLAINS).get(0)
+    if found is None or in_order(*than, presses, [0], found[0] - MARGIN + 1):
+        return None
+    return found
 
 
 def other_hand(hand: str) -> str:
