@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -239,3 +240,53 @@ def test_real_audio_through_jack_into_run(jack, tmp_path):
     assert sum(1 for p in set(pitches) if p in truth) >= 0.8 * len(set(pitches))
     verdicts = [json.loads(line) for line in session.read_text().splitlines() if '"note"' in line]
     assert verdicts
+
+
+@pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed")
+def test_a_jack_server_that_goes_away_under_run_is_said_and_the_session_ends_cleanly(tmp_path):
+    """The JACK server behind `run --audio-in` is killed: `device_lost` is said, and the
+    bridge still stops on Ctrl-C with its session log whole (PortAudio's JACK host waits
+    forever, or aborts, when asked to close a stream of a server that went away)."""
+    server = f"pianobridge-gone-{os.getpid()}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": server, "PYTHONUNBUFFERED": "1"}
+    jackd = subprocess.Popen(
+        ["jackd", "-n", server, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    session = tmp_path / "run.jsonl"
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and jackd.poll() is None, "jackd did not start"
+            time.sleep(0.1)
+        bridge = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "run", "--score", str(bundled("sonatina")), "--audio-in", "system"]
+            + ["--no-view", "--session", str(session)],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        for line in bridge.stderr:
+            if "ready" in line:
+                break
+    finally:
+        jackd.terminate()  # the way a user stops it; SIGKILL would leave it registered for good
+        jackd.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while "device_lost" not in session.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    bridge.send_signal(signal.SIGINT)
+    try:
+        rest = bridge.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        bridge.kill()
+        pytest.fail("run did not stop within 30 s of Ctrl-C once its JACK server had gone")
+    assert bridge.returncode == 0, rest
+    assert "notes detected" in rest and "stopped after" in rest
+    states = [e.get("state") for e in map(json.loads, session.read_text().splitlines()) if e.get("dir") == "out"]
+    assert "device_lost" in states and states[-1] == "stopped", states
+    for left in Path("/dev/shm").glob(f"jack_sem.*{server}*"):  # the bridge's client, never closed
+        left.unlink()

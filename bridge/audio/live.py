@@ -70,6 +70,7 @@ class DeviceSource:
         self.name, self.block = name, block
         self.index = find_device(name)  # a clear error before anything starts
         self.stream = None
+        self._lost: list = []  # streams never closed (see close), kept so their callbacks stay alive
         self.rate = 0
 
     def open(self, deliver: Deliver, clock: Callable[[], float]) -> None:
@@ -80,9 +81,10 @@ class DeviceSource:
         self.rate = int(info["default_samplerate"])
 
         def callback(indata, frames, _time, _status):
-            deliver(indata.mean(axis=1).copy(), clock() - frames / self.rate)
+            if self.stream is stream:  # not once closed (a lost stream is never closed)
+                deliver(indata.mean(axis=1).copy(), clock() - frames / self.rate)
 
-        self.stream = sd.InputStream(
+        stream = self.stream = sd.InputStream(
             device=self.index,
             channels=min(2, int(info["max_input_channels"])),
             samplerate=self.rate,
@@ -96,12 +98,19 @@ class DeviceSource:
         return self.stream is not None and self.stream.active
 
     def close(self) -> None:
-        if self.stream is not None:
-            try:
-                self.stream.close()
-            except Exception:  # noqa: BLE001 - a vanished device may fail to close; it is gone either way
-                pass
-            self.stream = None
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return
+        if not stream.active:
+            # gone under us (unplugged, or its JACK server stopped): PortAudio's JACK host would
+            # wait forever in Pa_CloseStream for that server; the dead stream is left to the
+            # process's end (`run` leaves by os._exit)
+            self._lost.append(stream)
+            return
+        try:
+            stream.close()  # a live JACK client must leave: a server left holding one won't stop
+        except Exception:  # noqa: BLE001 - a device going away as it closes; it is gone either way
+            pass
 
 
 class PlayedSource:

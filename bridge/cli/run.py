@@ -319,9 +319,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pianobridge: {page.summary()}", file=sys.stderr)
     print(f"pianobridge: stopped after {bridge.counts['in']} input events; session log {session}", file=sys.stderr)
     if audio_source:
-        # PortAudio's JACK host ends the process badly on its way out (Pa_Terminate asserts that a
-        # busy server answered in time; skipped, its callback thread crashes the interpreter's
-        # finalisation): everything is written and closed, so leave without either
+        # PortAudio's JACK host ends the process badly on its way out (Pa_CloseStream and
+        # Pa_Terminate assert that a busy server answered in time, or wait forever for one that
+        # went away; skipped, its callback thread crashes the interpreter's finalisation):
+        # everything is written and closed, so leave without any of them
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -218,7 +218,7 @@ class LiveBridge:
     def stop(self, timeout: float = 30.0) -> None:
         """Take in everything that arrived, report what was left unplayed, close the log.
         Call it after the inputs are closed, so that every input received is logged."""
-        self.inbox.put("notes", Status(self.clock(), "stopped", ""), force=True)
+        self.inbox.put("notes", Status(round(self.clock(), 4), "stopped", ""), force=True)
         self.inbox.put("notes", _STOP, force=True)
         if self.thread is not None:
             self.thread.join(timeout)
