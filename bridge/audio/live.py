@@ -70,7 +70,7 @@ class DeviceSource:
         self.name, self.block = name, block
         self.index = find_device(name)  # a clear error before anything starts
         self.stream = None
-        self._lost: list = []  # streams never closed (see close), kept so their callbacks stay alive
+        self._lost: list = []  # streams never closed (see close, detach), kept so their callbacks stay alive
         self.rate = 0
 
     def open(self, deliver: Deliver, clock: Callable[[], float]) -> None:
@@ -108,9 +108,16 @@ class DeviceSource:
             self._lost.append(stream)
             return
         try:
-            stream.close()  # a live JACK client must leave: a server left holding one won't stop
+            stream.close()
         except Exception:  # noqa: BLE001 - a device going away as it closes; it is gone either way
             pass
+
+    def detach(self) -> None:
+        """Stop delivering and leave the stream to the process's end, for a process about to
+        leave by ``os._exit``: closing it can abort the process (PortAudio's JACK host asserts
+        when a busy server answers late) before its session log is closed."""
+        self._lost.append(self.stream)
+        self.stream = None
 
 
 class PlayedSource:

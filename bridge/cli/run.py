@@ -302,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
             osc_in.close()
         if midi:
             midi.close()
+        if audio_source:
+            audio_source.detach()  # the process leaves by os._exit (below)
         audio_note = audio.close() if audio else None
         camera_note = cam.close() if cam else None
         bridge.stop()  # the session log is complete and closed before the MIDI system is let go
