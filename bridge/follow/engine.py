@@ -105,7 +105,11 @@ class Engine:
         self.watcher = FingerWatcher(calibration) if calibration is not None else None
         self.follower_params = follower_params or FollowerParams()
         self.matcher_params = matcher_params or MatcherParams()
-        self.follower = Follower(self.part, self.follower_params)
+        self._made: dict[int, Follower] = {}  # the last follower made per part (_new_follower)
+        self.follower = self._new_follower(self.part)
+        if self.hands:  # a switch to one hand, on the note path, then costs no table building
+            for part in self.hands.parts.values():
+                self._new_follower(part)
         self.matcher = Matcher(self.part, self.matcher_params)
         self.paused = False
         self.last_step: FollowerStep | None = None
@@ -240,7 +244,7 @@ class Engine:
             self.paused = False
             return [Status(ev.t, "following", "")]
         if ev.command == "reset":
-            self.follower = Follower(self.part, self.follower_params)
+            self.follower = self._new_follower(self.part)
             self.matcher = Matcher(self.part, self.matcher_params)
             self.last_step = None
             self.lost = False  # a fresh start: a later loss of confidence is news again
@@ -408,7 +412,7 @@ class Engine:
         the tempo the player had. ``table``: its `pitch_table`, where the caller has it."""
         old = self.follower
         self.part = part
-        self.follower = Follower(part, self.follower_params)
+        self.follower = self._new_follower(part)
         self.follower.jump_to(target)
         self.follower.spq, self.follower.n_tempo, self.follower.tempo_obs = old.spq, old.n_tempo, list(old.tempo_obs)
         self.matcher = Matcher(part, self.matcher_params)
@@ -424,6 +428,11 @@ class Engine:
         self.last_step = FollowerStep(
             before, False, step.confidence, old.spq, None, part.events[before].onset_q, t, False
         )
+
+    def _new_follower(self, part: Score) -> Follower:
+        """A fresh follower of ``part``, sharing the score tables of the last one made for it."""
+        follower = self._made[id(part)] = Follower(part, self.follower_params, like=self._made.get(id(part)))
+        return follower
 
     def _missed(self, notes: tuple[int, ...], t: float, step: FollowerStep) -> list[OutputEvent]:
         out: list[OutputEvent] = []
