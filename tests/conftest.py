@@ -86,8 +86,8 @@ def jack():
         sd = sys.modules.get("sounddevice")
         if sd is not None:  # PortAudio's JACK client must close while the server is up: its
             sd._terminate()  # exit handler aborts the process (pa_jack.c assertion) once it is gone
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.terminate()  # it may first wait out a client that died mid-cycle (20 s + 4 s seen
+        proc.wait(timeout=60)  # after test_real_audio_through_jack_into_run alone, under load)
         os.unlink(log.name)
         if sd is not None:
             sd._initialize()  # without JACK now: ALSA and OSS only
