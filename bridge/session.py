@@ -83,6 +83,9 @@ class SessionLog:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as e:
             raise UserError(f"cannot write session log {self.path}: {e.strerror}") from None
+        if os.fstat(self.fd).st_size:  # a second session after the first: replay refuses such a log
+            os.close(self.fd)
+            raise UserError(f"session log {self.path} already holds a session (give each session its own file)")
         self.sync_every_s, self.max_pending_bytes, self.retry_every_s = sync_every_s, max_pending_bytes, retry_every_s
         self.on_fault: Callable[[str, str], None] | None = None
         self.pending = bytearray()  # what the disk has not taken yet, whole lines (the first may be a tail)

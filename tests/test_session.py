@@ -89,3 +89,19 @@ def test_bad_session_files(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"hello": 1}\n')
     r = cli("replay", tmp_path / "x.jsonl")
     assert r.returncode == 2 and "not a pianobridge session log" in r.stderr
+
+
+def test_a_session_log_that_holds_a_session_is_not_written_again(tmp_path):
+    """Replay reads one session per log, so a second session is refused before it starts,
+    and the first log is left as it was."""
+    log = tmp_path / "s.jsonl"
+    args = ("follow", bundled("minuet"), performance("minuet"), "--session", log, "--jsonl", tmp_path / "o.jsonl")
+    assert cli(*args).returncode == 0
+    first = log.read_bytes()
+    again = cli(*args)
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"pianobridge: error: session log {log} already holds a session (give each session its own file)"
+    ]
+    assert log.read_bytes() == first and cli("replay", log).returncode == 0
+    log.write_text("")  # an empty file (made ready by a script) is taken
+    assert cli(*args).returncode == 0 and cli("replay", log).returncode == 0
