@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not render.DEFAULT_WEIGHTS.exists(), reason="no 
 
 
 def follow(tmp_path, *extra):
-    out, session = tmp_path / "o.jsonl", tmp_path / "s.jsonl"
+    out, session = tmp_path / "o.jsonl", tmp_path / f"s{''.join(extra)}.jsonl"  # one session per log
     p = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "follow", str(bundled("sonatina")), str(performance("sonatina_practice")),
          "--jsonl", str(out), "--session", str(session), *extra],
