@@ -110,6 +110,11 @@ def test_a_switch_of_hands_builds_no_score_tables_on_the_note_path(sonatina):
         used.add(id(engine.follower.m))
     assert [s.detail.split(":")[0] for s in said(out)] == ["right", "both"]
     assert len(used) == 2 and used <= ready
+    # the player saying what they play, again and again, reuses them too
+    for k, hands in enumerate(["left", "both", "auto", "right", "auto", "left"] * 3):
+        assert engine.feed(Command(played[-1].t + 1 + k, "playing", playing=hands))[0].state == "hands"
+        assert id(engine.follower.m) in ready
+    assert len(engine._made) == 3
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

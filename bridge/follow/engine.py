@@ -94,6 +94,7 @@ class Engine:
         # the score as followed: the whole of it, or one hand's part (same notes, its events)
         self.part = hand_part(score, hands) if hands in HANDS else score
         self.hands = HandsWatch(score) if hands == "auto" else None
+        self._watch = self.hands  # the last watch made: its parts are the ones followed from then on
         self.fingering = fingering
         self.suggested = [finger_text(f) for f in fingering.fingers] if fingering else None
         self.told: dict[Ref, str] = {}  # the suggestion each sounding note's verdict gave
@@ -269,12 +270,14 @@ class Engine:
         `Engine`): that part is followed on from the place reached (``status hands``)."""
         if hands not in PLAYING:
             return [Status(t, "osc_ignored", f"playing must be {', '.join(PLAYING[:-1])} or {PLAYING[-1]}")]
-        try:
-            part = hand_part(self.score, hands) if hands in HANDS else self.score
+        # the same part objects at every command, so each part's follower tables are made once
+        watch = self._watch = HandsWatch(self.score, like=self._watch)
+        try:  # hand_part only to say that the score lacks that hand
+            part = (watch.parts.get(hands) or hand_part(self.score, hands)) if hands in HANDS else self.score
         except UserError as e:
             return [Status(t, "osc_ignored", str(e))]
         self.hands_mode = hands
-        self.hands = HandsWatch(self.score) if hands == "auto" else None
+        self.hands = watch if hands == "auto" else None
         self._follow(part, t, self._next_in(part) if self.last_step else 0, self.hands.table if self.hands else None)
         return [Status(t, "hands", hands_text(hands if hands in HANDS else None))]
 

@@ -39,13 +39,18 @@ class HandsWatch:
     while one does, whether both play again. ``alone``: the hand playing alone, None while
     both do; ``part``: the score as followed (`hand_part`, or the whole of it)."""
 
-    def __init__(self, score: Score) -> None:
+    def __init__(self, score: Score, like: HandsWatch | None = None) -> None:
+        """``like``: an earlier watch of the same score, whose parts and pitch tables this
+        fresh one shares."""
         self.score = self.part = score
-        self.table = pitch_table(score)
+        if like is not None and like.score is score:
+            self.table, self.parts, self.tables = like.table, like.parts, like.tables
+        else:
+            self.table = pitch_table(score)
+            # each hand's part, made once: a switch or a look on the note path only reads them
+            self.parts = {h: hand_part(score, h) for h in HANDS if any(n.hand == h for n in score.notes)}
+            self.tables = {h: pitch_table(p) for h, p in self.parts.items()}
         self.part_table = self.table
-        # each hand's part, made once: a switch or a look on the note path only reads them
-        self.parts = {h: hand_part(score, h) for h in HANDS if any(n.hand == h for n in score.notes)}
-        self.tables = {h: pitch_table(p) for h, p in self.parts.items()}
         self.alone: str | None = None
         self.outcomes = {h: deque(maxlen=NOTES) for h in HANDS}  # per hand: played or not
         self.keys: deque[tuple[int, str | None]] = deque(maxlen=NOTES)  # (pitch, hand of its note) per press
