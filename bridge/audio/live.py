@@ -98,15 +98,13 @@ class DeviceSource:
         return self.stream is not None and self.stream.active
 
     def close(self) -> None:
-        stream, self.stream = self.stream, None
-        if stream is None:
-            return
-        if not stream.active:
+        stream = self.stream
+        if stream is None or not stream.active:
             # gone under us (unplugged, or its JACK server stopped): PortAudio's JACK host would
-            # wait forever in Pa_CloseStream for that server; the dead stream is left to the
-            # process's end (`run` leaves by os._exit)
-            self._lost.append(stream)
+            # wait forever in Pa_CloseStream for that server; left to the process's end
+            self.detach()
             return
+        self.stream = None
         try:
             stream.close()
         except Exception:  # noqa: BLE001 - a device going away as it closes; it is gone either way
@@ -116,7 +114,8 @@ class DeviceSource:
         """Stop delivering and leave the stream to the process's end, for a process about to
         leave by ``os._exit``: closing it can abort the process (PortAudio's JACK host asserts
         when a busy server answers late) before its session log is closed."""
-        self._lost.append(self.stream)
+        if self.stream is not None:
+            self._lost.append(self.stream)
         self.stream = None
 
 
