@@ -17,7 +17,9 @@ leaves unaligned are left out: which hand played them is unknown):
 expects both hands throughout (``both``: the follower before hands-separate practice), or
 told the hand (``declared``: ``--playing right``; one-hand scenarios only).
 
-Per scenario, means over pieces: ``pos1q`` / ``match`` over the notes played; ``other_missed``,
+Per scenario, means over pieces: ``pos1q`` / ``match`` over the notes played; ``sure_wrong``,
+notes placed more than a quarter off at confidence 0.9 or more (a wrong place the follower
+did not say it was unsure of, as in follow_inprocess.py); ``other_missed``,
 the other hand's notes reported missed per note of it (all false: the player chose not to
 play them); ``false_corr``, wrong or extra verdicts per note played; ``jumps`` and ``low``
 (``confidence_low``) per performance; ``said``, when ``status hands`` first said one hand
@@ -38,6 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import yardsticks
+from follow_inprocess import sure_wrong
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -88,13 +91,14 @@ def run_piece(piece: str, scenarios: list[str], playing: str) -> dict:
             if hands is None:
                 continue
             events = yardsticks.engine_events(Engine(score, hands=hands), notes, ccs, tmp)
-            r, _ = ef.evaluate(notes, events, full, base, together_t if "+" in s else None, [])
+            r, paired = ef.evaluate(notes, events, full, base, together_t if "+" in s else None, [])
             other = sum(hand_of.get(n["xml"]) not in (None, hand) for n in notes0) if one_only else 0
             missed = [e for e in events if e["type"] == "missed"]
             said = [e["t"] for e in events if e.get("state") == "hands"]
             row = {
                 "pos1q": r["pos1q"],
                 "match": r["match"],
+                "sure_wrong": sure_wrong(ef, notes, paired, full, base),
                 "other_missed": sum(hand_of.get(f"{e['note_id']}-{e['pass']}") != hand for e in missed) / other
                 if one_only
                 else None,
