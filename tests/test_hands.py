@@ -229,3 +229,65 @@ def test_one_hand_alone_is_found_when_the_whole_score_cannot_place_it():
     assert not [e for e in after if isinstance(e, Missed)]
     # and both hands, the same piece, are never taken for one
     assert not said(follow(score, simulate.render(score, seed=2)))
+
+
+def _rondo() -> tuple[Score, float, float, float]:
+    """A project-authored rondo: a theme A (8 bars), an episode B (8), two bars of the left
+    hand's G pedal under held right-hand notes, A again note for note, then an episode C
+    (8) unlike B. Returns the score and the onsets (quarters) where B, the pedal and A's
+    return begin."""
+    import random
+
+    rng = random.Random(11)
+    notes = []
+
+    def add(pitch, onset, dur, hand):
+        bar = int(onset // 4) + 1
+        notes.append(
+            ScoreNote(f"n{len(notes) + 1}", 1, pitch, onset, dur, bar, onset % 4 + 1, "P1", 1 + (hand == "left"),
+                      hand, "4/4", 100.0, None)
+        )  # fmt: skip
+
+    def section(at: float, bars: int, seed: int) -> None:
+        r = random.Random(seed)
+        for b in range(bars):
+            for k in range(8):
+                add(r.choice([67, 69, 71, 72, 74, 76, 77, 79, 81]), at + 4 * b + k / 2, 0.5, "right")
+            for k, p in enumerate(r.choice([(36, 43, 48, 43), (41, 48, 53, 48), (43, 50, 55, 50), (45, 52, 57, 52)])):
+                add(p, at + 4 * b + k, 1.0, "left")
+
+    section(0.0, 8, seed=1)  # A
+    section(32.0, 8, seed=2)  # B
+    for b in range(2):  # the pedal
+        add(rng.choice([74, 77]), 64.0 + 4 * b, 4.0, "right")
+        for k in range(8):
+            add((43, 55)[k % 2], 64.0 + 4 * b + k / 2, 0.5, "left")
+    section(72.0, 8, seed=1)  # A again
+    section(104.0, 8, seed=3)  # C
+    notes.sort(key=lambda n: (n.onset_q, n.pitch))
+    return Score("rondo", notes), 32.0, 64.0, 72.0
+
+
+def test_both_hands_again_where_the_music_fits_two_places_say_they_are_unsure_until_it_parts():
+    """The left hand alone up to the pedal, then, after a breath, both hands from the top.
+    The last presses, in their order, are the pedal and then the theme, which is where the
+    theme comes back: the theme at the top sounds the same, and only the episodes after
+    the two tell them apart. Until then the follower says it is unsure (not, as it did,
+    sure of the return for eight bars), and where they part it finds the player at once."""
+    score, episode_q, pedal_q, back_q = _rondo()
+    whole = simulate.render(score, seed=4)
+    alone = [p for p in one_hand(whole, score, "left") if score.notes[p.note].onset_q < back_q]
+    cut = alone[-1].t + 0.3
+    shift = cut + 1.5 - whole[0].t
+    again = [replace(p, t=p.t + shift) for p in whole if score.notes[p.note].onset_q < pedal_q]
+    played = alone + again
+    out = follow(score, played)
+    told = said(out)
+    assert [s.detail.split(":")[0] for s in told] == ["left", "both"], told
+    parts = next(p.t for p in again if score.notes[p.note].onset_q >= episode_q)  # B, against C
+    unsure = [e for e in out if isinstance(e, NoteVerdict) and told[1].t <= e.t < parts]
+    assert len(unsure) > 40 and all(e.position.confidence < 0.4 for e in unsure)
+    # found where the two part: every press from the second bar of the episode on is right
+    settled = next(p.t for p in again if score.notes[p.note].onset_q >= episode_q + 4.0)
+    later = [e for e in out if isinstance(e, NoteVerdict) and e.t >= settled]
+    assert len(later) > 60 and verdicts(later, "correct") >= 0.98 * len(later)

@@ -387,7 +387,7 @@ class Engine:
             found = w.lost(written, correct)
             if found is None:
                 return []
-            self._follow(w.part, t, min(found[1] + 1, len(w.part.events) - 1), w.part_table)
+            self._follow(w.part, t, min(found[1] + 1, len(w.part.events) - 1), w.part_table, doubt=True)
         elif w.alone is None:
             tried = j.note if j.note is not None else j.intended
             hand = self.score.notes[tried].hand if tried is not None else None
@@ -399,7 +399,7 @@ class Engine:
             at = w.press(written, correct)
             if at is None:
                 return []
-            self._follow(w.part, t, min(at + 1, len(w.part.events) - 1), w.part_table)
+            self._follow(w.part, t, min(at + 1, len(w.part.events) - 1), w.part_table, doubt=True)
         return [Status(t, "hands", hands_text(w.alone))]
 
     def _next_in(self, part: Score) -> int:
@@ -410,13 +410,14 @@ class Engine:
         onsets = [e.onset_q for e in part.events]
         return min((bisect_right if played else bisect_left)(onsets, here.onset_q), len(onsets) - 1)
 
-    def _follow(self, part: Score, t: float, target: int, table: np.ndarray | None = None) -> None:
+    def _follow(self, part: Score, t: float, target: int, table: np.ndarray | None = None, doubt: bool = False) -> None:
         """Follow ``part`` (the whole score or one hand's) on from its event ``target``, at
-        the tempo the player had. ``table``: its `pitch_table`, where the caller has it."""
+        the tempo the player had. ``table``: its `pitch_table`, where the caller has it;
+        ``doubt``: the target was read from the last presses (`Follower.jump_to`)."""
         old = self.follower
         self.part = part
         self.follower = self._new_follower(part)
-        self.follower.jump_to(target)
+        self.follower.jump_to(target, doubt)
         self.follower.spq, self.follower.n_tempo, self.follower.tempo_obs = old.spq, old.n_tempo, list(old.tempo_obs)
         self.matcher = Matcher(part, self.matcher_params)
         self.matcher.jump_to(target)

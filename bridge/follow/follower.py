@@ -206,6 +206,9 @@ class _Model:
         self.n_pitches = has.sum(axis=0).astype(np.float64)
         self.key = pitch_keys([e.pitches for e in ev])
         self.twin_run = twin_runs(self.key, self.q)
+        # which written notes each event plays: another pass of a repeat plays the same ones
+        ids: dict[str, int] = {}
+        self.written = np.array([ids.setdefault(score.notes[e.notes[0]].note_id, len(ids)) for e in ev])
         log_skip = np.array(
             [math.log(p.skip_grace if e.grace else max(p.skip_note ** len(e.pitches), 1e-3)) for e in ev]
         )
@@ -421,6 +424,9 @@ class Follower:
         # restarted there after all; where the two places part, a search looks there too)
         self.alt_shift: int | None = None
         self.alt_left = 0  # events entered until that place is forgotten
+        # after `jump_to` with doubt: how many events from the band the place lies that has
+        # sounded the same since; None once the two part
+        self.doubt_shift: int | None = None
         self.jump_origin_q = self.jump_q = 0.0  # the last jump's (origin, target) onsets
         self.jump_paused = False  # ... and whether the player paused before it
         self.jump_event = 0  # ... and the event it went to
@@ -544,6 +550,10 @@ class Follower:
             self.alt_left -= 1
             if self.alt_left <= 0:
                 self.alt_shift = None
+        if entered and self.doubt_shift is not None:
+            other = pos + self.doubt_shift
+            if not (0 <= other < self.m.n and self.m.key[other] == self.m.key[pos]):
+                self.doubt_shift = None
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         if entered and self.origin is not None:
@@ -560,7 +570,7 @@ class Follower:
             elif self.since_jump is None:
                 self.origin = None
         confidence = self._confidence(pos)
-        if self.twin_held:
+        if self.twin_held or self.doubt_shift is not None:
             confidence = min(confidence, p.twin_confidence)
         if entered:
             self.sure_run = self.sure_run + 1 if confidence >= p.anchor_confidence else 0
@@ -681,9 +691,13 @@ class Follower:
         k, m = self.p.reloc_notes // 2, self.reloc_margins
         return len(m) > k and m[-1] - m[-1 - k] > self.p.reloc_gain
 
-    def jump_to(self, event: int) -> None:
+    def jump_to(self, event: int, doubt: bool = False) -> None:
         """Told where the player is (a teacher's jump): the next note lands at ``event``
-        or just after it, with no timing expectation carried over."""
+        or just after it, with no timing expectation carried over. ``doubt``: the place
+        was read from the last notes rather than told (the hands watch's alignment); where
+        the music before it sounds pitch for pitch the same at another place, the player
+        may be there instead, and the follower says it is unsure (``twin_confidence``)
+        until the two places part."""
         prior = np.zeros(self.m.n)
         prior[event : event + 3] = (1.0, 0.3, 0.1)[: self.m.n - event]
         self.local.reset(prior, event)
@@ -696,6 +710,23 @@ class Follower:
         self.origin = None
         self.twin_held = False
         self.alt_shift = None
+        self.doubt_shift = self._twin_shift(event - 1) if doubt else None
+
+    def _twin_shift(self, at: int) -> int | None:
+        """How many events from ``at`` the first other place lies whose last ``twin_events``
+        events sound pitch for pitch the same as those up to ``at`` (the first: a player
+        who starts again goes back; near the top, the events the score has before it, at
+        least half as many); another pass of the same written notes does not count, as a
+        repeat is reached through its first pass. None where there is none."""
+        m, k = self.m, self.p.twin_events
+        if at < k - 1:
+            return None
+        j = np.arange(k // 2 - 1, m.n)
+        same = (np.abs(m.q[j] - m.q[at]) > 1.0) & (m.written[j] != m.written[at])
+        for back in range(k):
+            same &= (j < back) | (m.key[np.maximum(j - back, 0)] == m.key[at - back])
+        found = np.flatnonzero(same)
+        return int(j[found[0]]) - at if len(found) else None
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
@@ -752,7 +783,7 @@ class Follower:
         self.twin_held = False
         self.jump_origin_q, self.jump_q = float(self.m.q[self.anchor]), float(self.m.q[gpos])
         self.jump_event = gpos
-        self.alt_shift = None
+        self.alt_shift = self.doubt_shift = None
         # a pause woke the search, or a gap of a second came just before (in slow music
         # a restart after a breath is not long enough to count as a pause)
         self.jump_paused = self.reloc_paused or t - self.last_gap_t <= RESTART_GAP_S
