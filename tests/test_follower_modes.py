@@ -541,3 +541,51 @@ def test_when_a_search_that_moved_the_player_parts_from_them_they_are_looked_for
     # two notes into the answer the band still stands by the phrase's end; from then on
     # a wrong place comes with low confidence
     assert_unsure_where_wrong(score, played, notes, parted_t, settle=2)
+
+
+MELODY = [67, 69, 71, 72, 71, 69, 67, 64, 65, 67, 69, 71, 72, 74, 72, 71]  # four bars of quarters
+BASS = [48, 43, 45, 41]  # one a bar
+
+
+def octave_edition(tmp_path_factory):
+    """Free bars, a theme (melody over a bass, eight bars), free bars, the theme written
+    out again with its melody an octave higher, free bars: the first statement as the
+    pianist plays it when their edition has it an octave up (an ottava the file lacks)."""
+
+    def theme(up: int) -> list:
+        return [(BASS[(k // 4) % 4], MELODY[k % 16] + up) for k in range(32)]
+
+    free = [p for bar in FREE for p in bar]
+    events = free + theme(0) + [p - 12 for p in free] + theme(12) + [p + 2 for p in free]
+    score = write(tmp_path_factory, "octave", events)
+    return score, simulate.render(score, seed=3, bpm=100.0, rubato=0.0)
+
+
+@pytest.fixture(scope="module")
+def octave(tmp_path_factory):
+    return octave_edition(tmp_path_factory)
+
+
+def test_a_theme_played_an_octave_off_the_page_is_not_confidently_taken_for_its_return(octave):
+    """The first statement is played with its melody an octave up, which is how the
+    theme's written-out return has it. The notes fit the return better, and the search
+    takes the player there; but the music near where they were, octaves aside, sounds the
+    same, so the follower says it is unsure, and once the theme ends the free bars after
+    it are placed right (before: 38 notes placed on the return at 0.9 or more, and the
+    free bars after the theme placed wrong too)."""
+    score, base = octave
+    first, end = 16.0, 48.0  # the first statement's onsets
+    played = [
+        dataclasses.replace(p, pitch=p.pitch + 12)
+        if first <= score.notes[p.note].onset_q < end and p.pitch >= 60
+        else p
+        for p in base
+    ]
+    out = run(score, played)
+    notes = verdicts(out)
+    moved = [o for o in out if isinstance(o, Jump)]
+    assert moved, "the search took the player to the return"
+    assert_unsure_where_wrong(score, played, notes, moved[0].t)
+    # placed right from the fourth note of the free bars after the theme
+    after = next(i for i, p in enumerate(played) if score.notes[p.note].onset_q >= end + 3)
+    assert all(position_ok(score, played[after:], notes[after:]))

@@ -206,6 +206,7 @@ class _Model:
         self.n_pitches = has.sum(axis=0).astype(np.float64)
         self.key = pitch_keys([e.pitches for e in ev])
         self.twin_run = twin_runs(self.key, self.q)
+        self.class_key = pitch_keys([tuple(k % 12 for k in e.pitches) for e in ev])  # octaves aside
         # which written notes each event plays: another pass of a repeat plays the same ones
         ids: dict[str, int] = {}
         self.written = np.array([ids.setdefault(score.notes[e.notes[0]].note_id, len(ids)) for e in ev])
@@ -557,18 +558,23 @@ class Follower:
         if entered and self.since_jump is not None:
             self.since_jump = self.since_jump + 1 if self.since_jump < TWIN_LONGEST else None
         if entered and self.origin is not None:
-            twin = self._stayed_twin(pos, self.origin)
-            self.twin_held = twin is not None
+            twin = self._stayed_twin(pos, self.origin, self.m.key)
             if twin is not None and self._carried_on(twin, pos):
                 jumped_from, pos = pos, twin
                 self._return_to(twin)
-            elif twin is not None:
-                # unsure; and should the places part, the search looks where the player
-                # would be had they stayed
-                self.origin = self.anchor = twin
-                self.origin_t = self.anchor_t = t
-            elif self.since_jump is None:
-                self.origin = None
+            else:
+                # the same music with notes an octave off (an edition's ottava, or the
+                # player's) fits the new place better, but the player may not have left:
+                # unsure, though the search is not sent there (figuration recurs octaves aside)
+                loose = None if twin is not None else self._stayed_twin(pos, self.origin, self.m.class_key)
+                self.twin_held = twin is not None or loose is not None
+                if twin is not None:
+                    # unsure; and should the places part, the search looks where the player
+                    # would be had they stayed
+                    self.origin = self.anchor = twin
+                    self.origin_t = self.anchor_t = t
+                elif loose is None and self.since_jump is None:
+                    self.origin = None
         confidence = self._confidence(pos)
         if self.twin_held or self.doubt_shift is not None:
             confidence = min(confidence, p.twin_confidence)
@@ -602,18 +608,19 @@ class Follower:
             conf = min(conf, self.p.twin_confidence)
         return conf
 
-    def _stayed_twin(self, pos: int, origin: int) -> int | None:
+    def _stayed_twin(self, pos: int, origin: int, key: np.ndarray) -> int | None:
         """After the search moved the player from ``origin``: a place near it where the
-        last ``twin_events`` events up to ``pos`` sound pitch for pitch the same. The notes
-        that moved the player may have been a slip and the player may never have left;
-        then the notes cannot tell the two places apart until they part."""
+        last ``twin_events`` events up to ``pos`` sound the same (``key``: `pitch_keys`,
+        pitch for pitch or octaves aside). The notes that moved the player may have been a
+        slip and the player may never have left; then the notes cannot tell the two places
+        apart until they part."""
         m, k = self.m, self.p.twin_events
         if pos < k - 1:
             return None
         near = np.flatnonzero((np.abs(m.q - m.q[origin]) <= TWIN_REACH_Q) & (np.abs(m.q - m.q[pos]) > 1.0))
         near = near[near >= k - 1]
         back = np.arange(k)
-        same = (m.key[near[:, None] - back] == m.key[pos - back]).all(axis=1)
+        same = (key[near[:, None] - back] == key[pos - back]).all(axis=1)
         if not same.any():
             return None
         twins = near[same]
