@@ -3,7 +3,9 @@
 are noticed too. A two-handed performance, wrong notes and all, is never taken for it."""
 
 import json
+import random
 from dataclasses import replace
+from functools import partial
 
 import pytest
 from conftest import bundled, cli
@@ -189,20 +191,21 @@ def test_a_playing_command_the_score_cannot_take_is_ignored_and_said(sonatina):
     assert bad.state == "osc_ignored" and "auto, both, right, left" in bad.detail
 
 
+def _add(notes: list, qpm: float, pitch: int, onset: float, dur: float, hand: str) -> None:
+    """A note of a project-authored piece in 4/4, each hand on its own staff."""
+    bar = int(onset // 4) + 1
+    notes.append(
+        ScoreNote(f"n{len(notes) + 1}", 1, pitch, onset, dur, bar, onset % 4 + 1, "P1", 1 + (hand == "left"),
+                  hand, "4/4", qpm, None)
+    )  # fmt: skip
+
+
 def _alberti_under_a_running_melody(bars: int = 24) -> Score:
     """A project-authored piece: the left hand strikes the same four quarters in every bar,
     under a right hand of sixteenths that differs from bar to bar."""
-    import random
-
     rng = random.Random(7)
-    notes = []
-
-    def add(pitch, onset, dur, hand):
-        bar = int(onset // 4) + 1
-        notes.append(
-            ScoreNote(f"n{len(notes) + 1}", 1, pitch, onset, dur, bar, onset % 4 + 1, "P1", 1 + (hand == "left"),
-                      hand, "4/4", 72.0, None)
-        )  # fmt: skip
+    notes: list = []
+    add = partial(_add, notes, 72.0)
 
     for b in range(bars):
         for k in range(16):
@@ -236,17 +239,9 @@ def _rondo() -> tuple[Score, float, float, float]:
     hand's G pedal under held right-hand notes, A again note for note, then an episode C
     (8) unlike B. Returns the score and the onsets (quarters) where B, the pedal and A's
     return begin."""
-    import random
-
     rng = random.Random(11)
-    notes = []
-
-    def add(pitch, onset, dur, hand):
-        bar = int(onset // 4) + 1
-        notes.append(
-            ScoreNote(f"n{len(notes) + 1}", 1, pitch, onset, dur, bar, onset % 4 + 1, "P1", 1 + (hand == "left"),
-                      hand, "4/4", 100.0, None)
-        )  # fmt: skip
+    notes: list = []
+    add = partial(_add, notes, 100.0)
 
     def section(at: float, bars: int, seed: int) -> None:
         r = random.Random(seed)
