@@ -619,8 +619,7 @@ class Follower:
             return None
         near = np.flatnonzero((np.abs(m.q - m.q[origin]) <= TWIN_REACH_Q) & (np.abs(m.q - m.q[pos]) > 1.0))
         near = near[near >= k - 1]
-        back = np.arange(k)
-        same = (key[near[:, None] - back] == key[pos - back]).all(axis=1)
+        same = self._sounds_as(key, near, pos)
         if not same.any():
             return None
         twins = near[same]
@@ -729,11 +728,17 @@ class Follower:
         if at < k - 1:
             return None
         j = np.arange(k // 2 - 1, m.n)
-        same = (np.abs(m.q[j] - m.q[at]) > 1.0) & (m.written[j] != m.written[at])
-        for back in range(k):
-            same &= (j < back) | (m.key[np.maximum(j - back, 0)] == m.key[at - back])
+        same = (np.abs(m.q[j] - m.q[at]) > 1.0) & (m.written[j] != m.written[at]) & self._sounds_as(m.key, j, at)
         found = np.flatnonzero(same)
         return int(j[found[0]]) - at if len(found) else None
+
+    def _sounds_as(self, key: np.ndarray, places: np.ndarray, pos: int) -> np.ndarray:
+        """Per event in ``places``, whether the last ``twin_events`` events up to it sound
+        as those up to ``pos`` do (``key``: `pitch_keys`); events the score does not have
+        before its start count as the same."""
+        back = np.arange(self.p.twin_events)
+        before = places[:, None] - back
+        return ((before < 0) | (key[np.maximum(before, 0)] == key[pos - back])).all(axis=1)
 
     def mark_played(self, event: int, pitch: int) -> None:
         """The matcher tells us a pitch of an event was consumed (repeated notes move on)."""
