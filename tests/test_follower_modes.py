@@ -589,3 +589,62 @@ def test_a_theme_played_an_octave_off_the_page_is_not_confidently_taken_for_its_
     # placed right from the fourth note of the free bars after the theme
     after = next(i for i, p in enumerate(played) if score.notes[p.note].onset_q >= end + 3)
     assert all(position_ok(score, played[after:], notes[after:]))
+
+
+@pytest.fixture(scope="module")
+def trill_octave(tmp_path_factory):
+    """Free bars; two bars of a trilled A over a left-hand figure in eighths; free bars; the
+    same figure under A and B written out in sixteenths an octave lower (Haydn's sonata
+    Hob. XVI:6, I, bars 11-12, where the pianist trills an octave below the file)."""
+    figure = [45, 57, 61, 57, 45, 57, 61, 57]
+    right, left = m21.stream.Part([m21.meter.TimeSignature("4/4")]), m21.stream.Part()
+    for bar in FREE:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    for pitch in (81, 80):
+        held = m21.note.Note(pitch, quarterLength=4.0)
+        held.expressions.append(m21.expressions.Trill())
+        right.append(held)
+        left.append([m21.note.Note(p, quarterLength=0.5) for p in figure])
+    for bar in FREE[:2]:
+        right.append([m21.note.Note(p - 12) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    for low in (69, 68):
+        right.append([m21.note.Note(low + 2 * (k % 2), quarterLength=0.25) for k in range(16)])
+        left.append([m21.note.Note(p, quarterLength=0.5) for p in figure])
+    for bar in FREE[2:]:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    path = tmp_path_factory.mktemp("trill_octave") / "trill_octave.musicxml"
+    m21.stream.Score([right, left]).write("musicxml", fp=str(path))
+    return load_score(path, use_cache=False)
+
+
+def test_a_long_trill_played_an_octave_below_the_page_is_heard_as_the_trill(trill_octave):
+    """The pianist trills the two held notes an octave below the file (A-B, then G sharp-A
+    sharp, in 80 ms steps), as their edition has it. Two of every three notes are the trill's,
+    and they fit the bars written out at that octave better than the held notes: before, the
+    search took the player there. The trill's notes at either octave are the ornament's, so
+    the left hand's figure is placed and matched on its own bars (before: the search took
+    the player to the written-out bars, and 15 of the figure's 16 notes under the trill were
+    placed and matched there)."""
+    score = trill_octave
+    base = simulate.render(score, seed=11, bpm=90.0, rubato=0.02, jitter_s=0.01)
+    held = [p for p in base if score.notes[p.note].pitch in (81, 80)]
+    trill = [
+        simulate.PlayedNote(h.t + 0.08 * k, h.pitch - 12 + 2 * (k % 2), 60, 0.07, None, "extra")
+        for h, nxt in zip(held, [*held[1:], None], strict=True)
+        for k in range(int(((nxt.t if nxt else h.t + 2.6) - h.t) / 0.08))
+    ]
+    played = sorted([p for p in base if p not in held] + trill, key=lambda p: p.t)
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
+    notes = verdicts(out)
+    below = [
+        (p, v)
+        for p, v in zip(played, notes, strict=True)
+        if p.note is not None and 16 <= score.notes[p.note].onset_q < 24
+    ]
+    assert len(below) == 16
+    assert all(position_ok(score, [p for p, _ in below], [v for _, v in below]))
+    assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in below)

@@ -201,6 +201,12 @@ class _Model:
                     for d in range(-2, 3):
                         if 0 <= nt.pitch + d < N_PITCH:
                             self.figure[nt.pitch + d] |= span
+                    if nt.duration_q >= 1.0 and any("trill" in o for o in nt.ornaments):
+                        # a long trill is often played an octave from the page (an edition's
+                        # ottava); not on a key the score itself strikes meanwhile
+                        for d in (-12, -11, -10, 12, 13, 14):
+                            if 0 <= nt.pitch + d < N_PITCH and not has[nt.pitch + d, span].any():
+                                self.figure[nt.pitch + d] |= span
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
         self.n_pitches = has.sum(axis=0).astype(np.float64)
