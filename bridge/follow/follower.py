@@ -29,6 +29,7 @@ Time is passed in (seconds, any origin); nothing here reads a clock.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,6 +194,9 @@ class _Model:
         self.has = has
         # pitches an ornament (trill, turn, ...) may sound while its note lasts
         self.figure = np.zeros_like(has)
+        # pitch -> (first event, end event, written pitch) of the long trills it would sound
+        # an octave from the page (an edition's ottava)
+        self.octave_trill: dict[int, list[tuple[int, int, int]]] = {}
         for e in ev:
             for k in e.notes:
                 nt = score.notes[k]
@@ -202,11 +206,12 @@ class _Model:
                         if 0 <= nt.pitch + d < N_PITCH:
                             self.figure[nt.pitch + d] |= span
                     if nt.duration_q >= 1.0 and any("trill" in o for o in nt.ornaments):
-                        # a long trill is often played an octave from the page (an edition's
-                        # ottava); not on a key the score itself strikes meanwhile
+                        # not on a key the score itself strikes meanwhile
+                        at = np.flatnonzero(span)
                         for d in (-12, -11, -10, 12, 13, 14):
                             if 0 <= nt.pitch + d < N_PITCH and not has[nt.pitch + d, span].any():
-                                self.figure[nt.pitch + d] |= span
+                                entry = (int(at[0]), int(at[-1]) + 1, nt.pitch)
+                                self.octave_trill.setdefault(nt.pitch + d, []).append(entry)
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
         self.n_pitches = has.sum(axis=0).astype(np.float64)
@@ -271,6 +276,7 @@ class _Tracker:
         self.entry_t = 0.0  # time the player entered self.pos
         self.ref_q, self.ref_t = 0.0, 0.0  # the event entered before self.pos
         self.played: dict[int, set[int]] = {}
+        self.heard: deque[int] = deque(maxlen=8)  # the last pitches played, wherever placed
 
     def reset(self, prior: np.ndarray, pos: int) -> None:
         self.alpha = prior / prior.sum()
@@ -349,7 +355,8 @@ class _Tracker:
                 g_chord = self._behind(band, g_chord, np.arange(lo, hi))
             g_chord = g_chord + 0.05
             stay_chord = a * (p.p_chord * g_chord * chord)
-            stay = stay_chord + a * (p.p_extra + p.p_figure * m.figure[pitch, lo:hi])
+            figure = p.p_figure * m.figure[pitch, lo:hi] + self._octave_trill(pitch)
+            stay = stay_chord + a * (p.p_extra + figure)
             move *= em
             new = move + stay
             # a move enters with this note; a chord note adds one; an extra note none
@@ -360,7 +367,19 @@ class _Tracker:
             new = np.full(hi - lo, 1.0)
             total = 1e-300
         self.alpha[lo:hi] = new / new.sum()
+        self.heard.append(pitch)
         return total
+
+    def _octave_trill(self, pitch: int) -> np.ndarray | float:
+        """Over the band: ``p_figure`` where ``pitch`` is a long trill's an octave
+        from the page, unless the last notes played sound the trill at the page's octave."""
+        lo, hi = self.lo, self.hi
+        out: np.ndarray | float = 0.0
+        for first, end, written in self.m.octave_trill.get(pitch, ()):
+            if first < hi and end > lo and not any(abs(q - written) <= 2 for q in self.heard):
+                out = np.zeros(hi - lo) if isinstance(out, float) else out
+                out[max(first, lo) - lo : min(end, hi) - lo] = self.p.p_figure
+        return out
 
     def _behind(self, band: np.ndarray, own: np.ndarray, at: np.ndarray) -> np.ndarray:
         """The band's timing fit ``band``; for places behind its event (``at`` before
