@@ -372,10 +372,12 @@ class _Tracker:
 
     def _octave_trill(self, pitch: int) -> np.ndarray | float:
         """Over the band: ``p_figure`` where ``pitch`` is a long trill's an octave
-        from the page, unless the last notes played sound the trill at the page's octave."""
+        from the page, unless the last notes played sound the trill at the page's octave.
+        The band's only: to the whole-score search a long trill's span would explain a
+        dozen more pitches than any other place, a sink for notes played off the page."""
         lo, hi = self.lo, self.hi
         out: np.ndarray | float = 0.0
-        for first, end, written in self.m.octave_trill.get(pitch, ()):
+        for first, end, written in self.m.octave_trill.get(pitch, ()) if self.banded else ():
             if first < hi and end > lo and not any(abs(q - written) <= 2 for q in self.heard):
                 out = np.zeros(hi - lo) if isinstance(out, float) else out
                 out[max(first, lo) - lo : min(end, hi) - lo] = self.p.p_figure
