@@ -355,7 +355,9 @@ class _Tracker:
                 g_chord = self._behind(band, g_chord, np.arange(lo, hi))
             g_chord = g_chord + 0.05
             stay_chord = a * (p.p_chord * g_chord * chord)
-            figure = p.p_figure * m.figure[pitch, lo:hi] + self._octave_trill(pitch)
+            figure = p.p_figure * m.figure[pitch, lo:hi]
+            if self.banded and pitch in m.octave_trill:
+                figure += self._octave_trill(pitch)
             stay = stay_chord + a * (p.p_extra + figure)
             move *= em
             new = move + stay
@@ -370,16 +372,15 @@ class _Tracker:
         self.heard.append(pitch)
         return total
 
-    def _octave_trill(self, pitch: int) -> np.ndarray | float:
+    def _octave_trill(self, pitch: int) -> np.ndarray:
         """Over the band: ``p_figure`` where ``pitch`` is a long trill's an octave
         from the page, unless the last notes played sound the trill at the page's octave.
         The band's only: to the whole-score search a long trill's span would explain a
         dozen more pitches than any other place, a sink for notes played off the page."""
         lo, hi = self.lo, self.hi
-        out: np.ndarray | float = 0.0
-        for first, end, written in self.m.octave_trill.get(pitch, ()) if self.banded else ():
+        out = np.zeros(hi - lo)
+        for first, end, written in self.m.octave_trill[pitch]:
             if first < hi and end > lo and not any(abs(q - written) <= 2 for q in self.heard):
-                out = np.zeros(hi - lo) if isinstance(out, float) else out
                 out[max(first, lo) - lo : min(end, hi) - lo] = self.p.p_figure
         return out
 
