@@ -206,11 +206,11 @@ class _Model:
                         if 0 <= nt.pitch + d < N_PITCH:
                             self.figure[nt.pitch + d] |= span
                     if nt.duration_q >= 1.0 and any("trill" in o for o in nt.ornaments):
-                        # not on a key the score itself strikes meanwhile
-                        at = np.flatnonzero(span)
+                        at = np.flatnonzero(span)  # events are in onset order: one run
+                        entry = (int(at[0]), int(at[-1]) + 1, nt.pitch)
                         for d in (-12, -11, -10, 12, 13, 14):
+                            # not on a key the score itself strikes meanwhile
                             if 0 <= nt.pitch + d < N_PITCH and not has[nt.pitch + d, span].any():
-                                entry = (int(at[0]), int(at[-1]) + 1, nt.pitch)
                                 self.octave_trill.setdefault(nt.pitch + d, []).append(entry)
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
