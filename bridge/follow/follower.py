@@ -29,11 +29,12 @@ Time is passed in (seconds, any origin); nothing here reads a clock.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from bridge.score import Score, plays_figure
 
@@ -73,6 +74,36 @@ def twin_runs(key: np.ndarray, onsets: np.ndarray, longest: int = TWIN_LONGEST) 
             run[order[1:][pair]] = width
             run[order[:-1][pair]] = width
     return run
+
+
+def window(y: np.ndarray, width: int) -> np.ndarray:
+    """Read-only rows of ``width`` consecutive values of ``y``, one per start (a view,
+    no copy: numpy's sliding_window_view costs more to set up than a band's update)."""
+    s = y.strides[0]
+    return as_strided(y, (len(y) - width + 1, width), (s, s), writeable=False)
+
+
+def row_sums(w: np.ndarray) -> np.ndarray:
+    """``w.sum(axis=1)`` for a few columns, added in the same order: numpy's reduction
+    along a short row costs five times as much over the whole score."""
+    out = w[:, 0].copy()
+    for i in range(1, w.shape[1]):
+        out += w[:, i]
+    return out
+
+
+def timing_fit(expected: np.ndarray, since: np.ndarray | float, sigma: float) -> np.ndarray:
+    """How well moves fit the running tempo: log-normal in the ratio of the time since
+    their source event was entered (``since``, 0.04 s already added) to the time the
+    score distance takes (``expected``, overwritten); 0.04 s on both keeps a chord's
+    quick notes from reading as any tempo at all."""
+    expected += 0.04
+    r = np.divide(since, expected, out=expected)
+    np.log(r, out=r)
+    r /= sigma
+    np.square(r, out=r)
+    r *= -0.5
+    return np.exp(r, out=r)
 
 
 @dataclass(frozen=True)
@@ -251,7 +282,15 @@ class _Model:
         """``x`` over events [lo, hi) laid out per move: [j, i] is x at the event D - i
         before lo + j (``pad`` where that lies before lo)."""
         D = self.advance.shape[1]
-        return sliding_window_view(np.concatenate([np.full(D, pad), x[:-1]]), D)
+        y = np.empty(len(x) + D - 1)
+        y[:D] = pad
+        y[D:] = x[:-1]
+        return window(y, D)
+
+    def source_events(self, lo: int, hi: int) -> np.ndarray:
+        """The events moves onto [lo, hi) come from, in the order `window` lays them out
+        (the first event where the source would lie before the score)."""
+        return np.maximum(np.arange(lo - self.advance.shape[1], hi - 1), 0)
 
     def moves(self, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """The belief ``a`` over events [lo, hi) carried forward: [j, i] is what reaches
@@ -277,6 +316,7 @@ class _Tracker:
         self.ref_q, self.ref_t = 0.0, 0.0  # the event entered before self.pos
         self.played: dict[int, set[int]] = {}
         self.heard: deque[int] = deque(maxlen=8)  # the last pitches played, wherever placed
+        self.span: tuple[int, int, np.ndarray, np.ndarray] | None = None  # see `_span`
 
     def reset(self, prior: np.ndarray, pos: int) -> None:
         self.alpha = prior / prior.sum()
@@ -328,18 +368,14 @@ class _Tracker:
                 # stray path paying for its timing on every note (places behind it get
                 # `band_behind`); the whole-score search weighs far-apart places, so each
                 # is timed from its own event
-                src = np.maximum(np.arange(lo, hi)[:, None] + np.arange(-p.max_advance, 0)[None, :], 0)
-
-                def fit(from_q: np.ndarray | float, since: np.ndarray | float) -> np.ndarray:
-                    expected = np.maximum(m.tq[lo:hi, None] - from_q, 0.0) * spq
-                    r = np.log((since + 0.04) / (expected + 0.04))
-                    return np.exp(-0.5 * (r / sigma) ** 2)
-
-                g = fit(m.tq[src], t - self.entered_at[src])
+                src, distance = self._span()
+                g = timing_fit(distance * spq, window(t - self.entered_at[src] + 0.04, p.max_advance), sigma)
                 if self.banded:
-                    g = self._behind(fit(m.tq[self.pos], t - self.entry_t), g, src)
-                w *= g + p.timing_floor
-            move = w.sum(axis=1)
+                    own = np.maximum(m.tq[lo:hi, None] - m.tq[self.pos], 0.0) * spq
+                    g = self._behind(timing_fit(own, t - self.entry_t + 0.04, sigma), g, window(src, p.max_advance))
+                g += p.timing_floor
+                w *= g
+            move = row_sums(w)
             for d, pb in enumerate(p.p_back, start=1):
                 if hi - lo > d:
                     move[:-d] += a[d:] * pb
@@ -371,6 +407,18 @@ class _Tracker:
         self.alpha[lo:hi] = new / new.sum()
         self.heard.append(pitch)
         return total
+
+    def _span(self) -> tuple[np.ndarray, np.ndarray]:
+        """The source events of moves onto the events of [lo, hi) (`_Model.source_events`)
+        and the quarters each move covers laid out as `_Model.sources` (no less than 0).
+        Kept while [lo, hi) stays: the whole-score search's never moves."""
+        lo, hi = self.lo, self.hi
+        if self.span is None or self.span[:2] != (lo, hi):
+            m = self.m
+            src = m.source_events(lo, hi)
+            distance = np.maximum(m.tq[lo:hi, None] - window(m.tq[src], m.advance.shape[1]), 0.0)
+            self.span = (lo, hi, src, distance)
+        return self.span[2], self.span[3]
 
     def _octave_trill(self, pitch: int) -> np.ndarray:
         """Over the band: ``p_figure`` where ``pitch`` is a long trill's an octave
@@ -491,7 +539,7 @@ class Follower:
         here[here_from.lo : here_from.hi] = here_from.alpha[here_from.lo : here_from.hi]
         # the next note either sounds again on the last event (the rest of a chord, a
         # re-struck note) or goes on to the following ones
-        here = (1.0 - p.here_next) * norm(here) + p.here_next * norm(m.moves(here, 0, m.n).sum(axis=1))
+        here = (1.0 - p.here_next) * norm(here) + p.here_next * norm(row_sums(m.moves(here, 0, m.n)))
         back, ahead = self._around(cur_q)
         if self.origin is not None and p.reloc_origin > 0.0:
             # the search that moved the player may have been wrong (a slip that fitted
@@ -841,7 +889,7 @@ class Follower:
         obs = (t_now - span[1]) / (q_now - span[0])
         # the median of recent beat lengths shrugs off one misread interval
         self.tempo_obs = (self.tempo_obs + [min(max(obs, self.spq / 2.0), self.spq * 2.0)])[-5:]
-        obs = float(np.median(self.tempo_obs))
+        obs = statistics.median(self.tempo_obs)  # numpy's costs ten times as much on five numbers
         rate = max(self.p.tempo_rate, 1.0 / (1 + self.n_tempo))
         self.spq = math.exp((1 - rate) * math.log(self.spq) + rate * math.log(obs))
         self.n_tempo += 1

@@ -224,5 +224,6 @@ class Matcher:
         freed = {k for k in self.played | self.attempted if k >= first}
         self.played -= freed
         self.attempted -= freed
-        self.struck = {k: v for k, v in self.struck.items() if k < first}
+        for k in freed:  # one by one: the notes struck since the start are thousands
+            self.struck.pop(k, None)
         return freed
