@@ -34,7 +34,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from bridge.score import Score, plays_figure
 
@@ -78,9 +77,11 @@ def twin_runs(key: np.ndarray, onsets: np.ndarray, longest: int = TWIN_LONGEST) 
 
 def window(y: np.ndarray, width: int) -> np.ndarray:
     """Read-only rows of ``width`` consecutive values of ``y``, one per start (a view,
-    no copy: numpy's sliding_window_view costs more to set up than a band's update)."""
+    no copy; numpy's sliding_window_view and as_strided check more than they cost to use)."""
     s = y.strides[0]
-    return as_strided(y, (len(y) - width + 1, width), (s, s), writeable=False)
+    view = np.ndarray((len(y) - width + 1, width), y.dtype, y, 0, (s, s))
+    view.flags.writeable = False
+    return view
 
 
 def row_sums(w: np.ndarray) -> np.ndarray:
