@@ -126,6 +126,37 @@ def test_stretch_cost_grows_as_the_hand_shrinks():
     assert trans[0, 0, 4] > trans[0, 0, 1]  # a tenth: a stretch for 1-5, out of reach for 1-2
 
 
+def test_a_scores_plan_is_kept_on_disk_and_read_back_whole(tmp_path, monkeypatch):
+    from bridge.fingering import plan_score
+    from bridge.fingering.files import score_plan
+    from bridge.musicxml import load_score
+
+    monkeypatch.setenv("PIANOBRIDGE_CACHE", str(tmp_path))
+    score = load_score(bundled("chorale"))
+    first = score_plan(score)
+    (entry,) = (tmp_path / "scores").glob("plan-*.npz")
+    again = score_plan(score)
+    fresh = plan_score(score, FingeringModel.load(WEIGHTS), FingeringModel.load(weights_path(WEIGHTS, "hands")))
+    for got in (first, again):
+        assert got.fingers == fresh.fingers and sorted(got.plans) == sorted(fresh.plans)
+        for hand, hp in fresh.plans.items():
+            for name in ("unary", "trans", "fingers"):
+                assert np.array_equal(getattr(got.plans[hand], name), getattr(hp, name))
+            assert np.array_equal(got.order[hand], fresh.order[hand])
+    # a damaged entry is planned again, and so is an entry another score wrote
+    entry.write_bytes(b"PK not a zip")
+    assert score_plan(score).fingers == fresh.fingers
+    other = load_score(bundled("minuet"))
+    (tmp_path / "scores" / entry.name).unlink()
+    score_plan(other)
+    (other_entry,) = (tmp_path / "scores").glob("plan-*.npz")
+    other_entry.rename(entry)  # planted under the chorale's name
+    assert score_plan(score).fingers == fresh.fingers
+    # read back, it re-plans live as a fresh plan does
+    note = int(fresh.order[RIGHT][3])
+    assert again.replan(note, 1) == fresh.replan(note, 1) is not None
+
+
 def test_hands_separate_on_a_bundled_score():
     """The chorale's notes without their staves: each goes back to its hand."""
     hands_model = FingeringModel.load(weights_path(WEIGHTS, "hands"))

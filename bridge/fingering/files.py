@@ -18,16 +18,25 @@ PIG_SUFFIXES = (".txt", ".pig", ".tsv")
 
 def score_plan(score) -> Fingering | None:
     """The planned fingering of a loaded `Score` (see `plan_score`), or None when the
-    weights are not installed: following works without them."""
+    weights are not installed: following works without them. Kept on disk beside the
+    parsed scores (`bridge.fingering.cache`): the same score opens again without planning."""
     from bridge.fingering import plan_score
+    from bridge.fingering.cache import plan_key, read_plan, write_plan
+    from bridge.musicxml import cache_dir
 
     path = weights_path(None)
     if not path.exists():
         return None
     hands = weights_path(None, "hands")
-    return plan_score(
+    key = plan_key(score, [path, hands])
+    cached = cache_dir() / f"plan-{key}.npz"
+    if (fingering := read_plan(cached, key, len(score.notes))) is not None:
+        return fingering
+    fingering = plan_score(
         score, FingeringModel.load(path, "fingering"), FingeringModel.load(hands, "hands") if hands.exists() else None
     )
+    write_plan(cached, key, fingering)
+    return fingering
 
 
 def score_suggestions(score) -> list[str] | None:
