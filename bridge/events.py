@@ -383,6 +383,8 @@ class Expression(Event):
     articulation_expected: tuple[float | None, float | None]
     realism: float | None  # the critic's score, 0-1 (higher: more like a human performance)
     text: str  # e.g. "bars 5-8: dynamics flat (range 6 against 18-30 expected)"
+    chord_spread_ms: float | None  # median distance of a chord's notes from their mean onset
+    chord_spread_expected: tuple[float | None, float | None]  # human phrases' 10th-90th percentile
 
 
 # Status (device changes), Command, Annotation and camera frames come in from outside and

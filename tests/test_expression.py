@@ -549,15 +549,53 @@ def test_assess_prefers_the_human_performance_and_is_fast():
     a = Assessor(score, load_network())
     played = played_from_match(score, str(VIENNA / "match" / "Mozart_K331_1st-mov_p01.match"))
     flat = degrade(score, a, played, "flat", np.random.default_rng(0))
-    wins, took = [], []
+    jittered = degrade(score, a, played, "jittered", np.random.default_rng(0))
+    wins, together, took, texts = [], [], [], []
     for k in range(len(a.phrases)):
         t0 = time.process_time()  # the work itself: this machine's cores are shared with other jobs
         human = a.assess_phrase(k, played)
         took.append(time.process_time() - t0)
         wins.append(human.realism > a.assess_phrase(k, flat).realism)
         assert human.text.startswith(bar_span(human.first_measure, human.last_measure) + ": ")
+        spoiled = a.assess_phrase(k, jittered)  # every note moved by N(0, 30 ms): chords come apart
+        if not np.isnan(human.chord_spread_ms):
+            together.append((human.together > spoiled.together, spoiled.chord_spread_ms > human.chord_spread_ms))
+        texts.append(spoiled.text)
     assert np.mean(wins) >= 0.8
+    assert len(together) >= 5 and np.all(np.mean(together, 0) >= 0.8)
+    assert any("chords not together" in text for text in texts)
     assert np.median(took) < 0.05
+
+
+def test_chord_spread_measures_how_far_apart_a_chords_notes_are_struck():
+    from bridge.expression.assess import chord_spread
+
+    q = np.array([0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+    on = np.array([1.000, 1.010, 1.020, 1.5, 2.0, 2.030, 3.0, 3.0])
+    # chord 1: 10, 0, 10 ms from its mean; the single note counts for nothing; 15, 15; 0, 0
+    assert chord_spread(on, q) == pytest.approx(10.0)
+    on[1] = np.nan  # a note not played leaves its chord's other two: 10, 10 ms
+    assert chord_spread(on, q) == pytest.approx(10.0)
+    on[2] = np.nan  # two chords are too few to say (a closing chord may be rolled unwritten)
+    assert np.isnan(chord_spread(on, q))
+
+
+def test_a_rolled_chords_notes_are_marked_in_their_feature_column():
+    from bridge.expression.assess import ARPEGGIO
+
+    notes = "".join(
+        f"<note>{'<chord/>' if k else ''}<pitch><step>{step}</step><octave>4</octave></pitch><duration>2</duration>"
+        f"<voice>1</voice><type>quarter</type>{'<notations><arpeggiate/></notations>' if roll else ''}</note>"
+        for roll in (True, False)
+        for k, step in enumerate("CEG")
+    )
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>2</divisions><time><beats>2</beats>
+<beat-type>4</beat-type></time><clef><sign>G</sign><line>2</line></clef></attributes>{notes}</measure></part>
+</score-partwise>""".encode()
+    inp = score_inputs(parse_score(xml))
+    assert inp.feats[:, ARPEGGIO].tolist() == [1, 1, 1, 0, 0, 0]
 
 
 @needs_weights
@@ -668,6 +706,7 @@ def test_two_process_training_on_a_small_asap_tree(tmp_path, members):
         assert [m["processes"] for m in best["members"]] == [2] * members
     cal = net.recipe["calibration"]  # measured on the validation performance after training
     assert cal["phrases"] > 0 and cal["level"][0] <= cal["level"][1]
+    assert len(cal["chord_spread_ms"]) == 21 and np.all(np.diff(cal["chord_spread_ms"]) >= 0)
     # the styles of the training pieces' two performances, one distribution per member
     assert len(net.recipe["style"]) == members
     for k in range(members):

@@ -143,6 +143,8 @@ def test_every_event_type_maps_to_valid_messages():
             (None, None),
             0.62,
             "bars 5-8: dynamics flat (range 6 against 18-30 expected)",
+            8.1,
+            (3.3, None),
         ),  # fmt: skip
     ]
     families = [check(a, args) for ev in events for a, args in to_messages(ev)]
@@ -158,6 +160,7 @@ def test_every_event_type_maps_to_valid_messages():
     assert to_messages(events[0], prefix="/studio/pb/")[0][0] == "/studio/pb/note"
     ((_, expression),) = to_messages(events[-1])
     assert expression[7:10] == [6.0, 18.0, 30.0] and all(math.isnan(x) for x in expression[19:22])
+    assert expression[24:26] == [8.1, 3.3] and math.isnan(expression[26])  # after the text: the chord spread
 
 
 def test_follow_sends_valid_osc_to_several_targets_one_of_them_down(receiver, tmp_path):

@@ -13,7 +13,8 @@ performance stream, so the expectation follows this player's level and tempo). T
 range of each statistic is the model's value (z = 0 with the player's past, as training fuses
 a performance) widened by how far human
 phrases fall from it on the validation split (:mod:`bridge.expression.calibrate`); the critic
-gives the realism score, and ``agreement`` how closely the player follows the central rendition.
+gives the realism score, ``agreement`` how closely the player follows the central rendition,
+and ``together`` how typical of human phrases the spread of its chords' notes is.
 :func:`assess_performance` does the same for a whole MIDI file, aligned to the score by the
 project's follower.
 """
@@ -35,6 +36,9 @@ from bridge.score import Score
 CONTEXT_BEATS = 32  # beats before a phrase that the model sees (score and performance)
 RATIO_STATS = ("range", "tempo_qpm")  # calibrated as log ratios; the others as differences
 MIN_PLAYED = 0.5  # a phrase with fewer of its notes played is not assessed
+MIN_CHORDS = 3  # a phrase's chord spread is measured over this many chords or more
+ARPEGGIO = 36  # the column of features.note_features marking the notes of a rolled chord
+SPREAD_LEVELS = np.linspace(0.0, 1.0, 21)  # the levels of the human chord spreads calibrate stores
 
 
 @dataclass
@@ -56,9 +60,12 @@ class PhraseAssessment:
     tempo_change_expected: tuple[float, float]
     articulation: float  # median log(played / notated length at the local tempo)
     articulation_expected: tuple[float, float]
+    chord_spread_ms: float  # median distance of a chord's notes from their mean onset
+    chord_spread_expected: tuple[float, float]  # 10th-90th percentile of human phrases
     realism: float  # the critic's score, 0-1 (higher: more like a human performance)
     agreement: float  # -1..1: r of played and central-rendition velocities and local tempo, averaged
-    score: float  # 0-1: realism and agreement together (what the degradation benchmark ranks by)
+    together: float  # 0-1: how typical of human phrases the chord spread is (1: the median)
+    score: float  # 0-1: realism, agreement and together averaged (what the degradation benchmark ranks by)
     text: str
     measures: list[dict] = field(default_factory=list)
 
@@ -86,6 +93,22 @@ def passage_stats(vel: np.ndarray, log_spq: np.ndarray, art: np.ndarray, beat: n
         "tempo_change": float(100.0 * (np.exp(-slope) - 1.0)),
         "articulation": float(np.nanmedian(art)) if np.any(~np.isnan(art)) else float("nan"),
     }
+
+
+def chord_spread(on: np.ndarray, q: np.ndarray) -> float:
+    """Median distance in ms of a chord's notes from their mean onset ``on`` (s; nan: not
+    played), over the chords of score onsets ``q`` with two notes played or more; nan with
+    fewer than MIN_CHORDS of them (a phrase's one chord may be rolled unwritten, as a closing
+    chord often is). Pianists strike a chord's notes within 5-20 ms of each other (the melody
+    a little ahead); notes placed at random drift further apart, a sequencer's not at all."""
+    ok = ~np.isnan(on)
+    on = on[ok]
+    _, inv, cnt = np.unique(np.round(q[ok], 4), return_inverse=True, return_counts=True)
+    in_chord = cnt[inv] > 1
+    if (cnt > 1).sum() < MIN_CHORDS:
+        return float("nan")
+    mean = np.bincount(inv, weights=on) / cnt
+    return float(1000.0 * np.median(np.abs(on - mean[inv])[in_chord]))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -124,6 +147,19 @@ class Assessor:
         if key in RATIO_STATS:
             return (round(centre * float(np.exp(q[0])), 3), round(centre * float(np.exp(q[1])), 3))
         return (round(centre + q[0], 3), round(centre + q[1], 3))
+
+    def together(self, spread_ms: float) -> tuple[float, tuple[float, float]]:
+        """How typical of human phrases a chord spread is (twice its smaller tail among the
+        validation phrases' spreads: 1 at their median, 0 beyond all of them) and their
+        10th-90th percentile; nan without a calibration or a chord."""
+        q = self.calibration.get("chord_spread_ms")
+        if q is None:
+            return float("nan"), (float("nan"), float("nan"))
+        band = (q[2], q[18])
+        if np.isnan(spread_ms):
+            return float("nan"), band
+        f = float(np.interp(spread_ms, q, SPREAD_LEVELS))
+        return 2.0 * min(f, 1.0 - f), band
 
     def _encoded(self, k: int, x, beat, beat_bar, bar_phr):
         """The score encoding of phrase k's window (it depends on the score alone)."""
@@ -164,7 +200,7 @@ class Assessor:
         if n_played < MIN_PLAYED * in_phrase.sum() or n_played < 3:
             nan, no_band = float("nan"), (float("nan"), float("nan"))
             return PhraseAssessment(
-                first, last, n_played, *[v for _ in range(6) for v in (nan, no_band)], nan, nan, nan,
+                first, last, n_played, *[v for _ in range(7) for v in (nan, no_band)], nan, nan, nan, nan,
                 f"{bar_span(first, last)}: too few notes played to assess",
             )  # fmt: skip
         x = inp.feats[sel]
@@ -191,19 +227,24 @@ class Assessor:
         agreement = self._agreement(sel[pn], vel[pn], on[pn], mv, ob, on_, beat[pn], sub)
         mine = passage_stats(vel[phrase_notes], got.log_spq[pb0:], got.art[phrase_notes], pbeat, pnb)
         band = {key: self.band(key, centre[key]) for key in mine}
+        # rolled chords and grace notes are spread as written
+        struck = ~inp.grace[sel[pn]] & (x[pn, ARPEGGIO] == 0)
+        spread = chord_spread(on[pn][struck], inp.onset_q[sel[pn]][struck])
+        together, band["chord_spread_ms"] = self.together(spread)
         realism = float("nan")
         if self.has_critic:
             logits = self.net.critic(beat_mean(x, beat, nb), perf)[pb0:]
             realism = float(1.0 / (1.0 + np.exp(-np.mean(logits))))
-        score = float(np.nanmean([realism, 0.5 * (agreement + 1.0)]))
+        score = float(np.nanmean([realism, 0.5 * (agreement + 1.0), together]))
         self.last_stats = (mine, centre)  # for calibrate()
         measures = self._measures(vel, got.log_spq, beat, t, wb0, pb0)
-        text = describe(first, last, mine, centre, band)
+        text = describe(first, last, {**mine, "chord_spread_ms": spread}, band)
         return PhraseAssessment(
             first, last, n_played, round(mine["level"], 2), band["level"], round(mine["range"], 2), band["range"],
             round(mine["swell"], 2), band["swell"], round(mine["tempo_qpm"], 2), band["tempo_qpm"],
             round(mine["tempo_change"], 2), band["tempo_change"], round(mine["articulation"], 3),
-            band["articulation"], round(realism, 4), round(agreement, 4), round(score, 4), text, measures,
+            band["articulation"], round(spread, 1), band["chord_spread_ms"], round(realism, 4), round(agreement, 4),
+            round(together, 4), round(score, 4), text, measures,
         )  # fmt: skip
 
     def _agreement(self, notes, vel, on, model_vel, ob, on_, b, sub) -> float:
@@ -263,10 +304,11 @@ OUTSIDE = (
     ("tempo_change", "dragging into bar {last} ({v:+.0f}% against {lo:+.0f}..{hi:+.0f}%)",
      "rushing into bar {last} ({v:+.0f}% against {lo:+.0f}..{hi:+.0f}%)"),
     ("articulation", "more detached than expected", "more legato than expected"),
+    ("chord_spread_ms", None, "chords not together (spread {v:.1f} ms against {lo:.1f}-{hi:.1f} expected)"),
 )  # fmt: skip
 
 
-def describe(first: int, last: int, mine: dict, centre: dict, band: dict) -> str:
+def describe(first: int, last: int, mine: dict, band: dict) -> str:
     """One line on what falls outside the expected range, e.g. 'bars 5-8: dynamics flat (range 6
     against 18-30 expected); crescendo to bar 8 missing; rushing into bar 8'."""
     notes = []
@@ -274,7 +316,7 @@ def describe(first: int, last: int, mine: dict, centre: dict, band: dict) -> str
         lo, hi = band[key]
         v = mine[key]
         # a swell is missing only where the band says which way it should go
-        if v < lo and (key != "swell" or lo > 0):
+        if v < lo and below and (key != "swell" or lo > 0):
             notes.append(below.format(v=v, lo=lo, hi=hi, last=last))
         elif v > hi and (key != "swell" or hi < 0):
             notes.append(above.format(v=v, lo=lo, hi=hi, last=last))

@@ -9,7 +9,9 @@ phrases fall from it is measured here, on the validation performances (never tra
 for each statistic of :func:`bridge.expression.assess.passage_stats`, the 10th and 90th
 percentiles of (human - central), or of log(human / central) for range and tempo. They are
 stored in the weights file's recipe (``calibration``), and ``Assessor.band`` adds them to the
-central value of any phrase.
+central value of any phrase. The chord spread of those phrases (how far apart their chords'
+notes are struck) is stored as it is, at every 5th percentile: ``Assessor.together`` places a
+phrase's spread among them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import UserError
-from bridge.expression.assess import RATIO_STATS, Assessor
+from bridge.expression.assess import RATIO_STATS, SPREAD_LEVELS, Assessor
 from bridge.expression.data import Performance, Piece, chunk_arrays, usable
 from bridge.expression.network import ExpressionNetwork, perf_beat_features
 from bridge.expression.render import Inputs
@@ -58,6 +60,7 @@ def calibrate(
     net = ExpressionNetwork.load(weights)
     rng = np.random.default_rng(seed)
     res: dict[str, list[float]] = {}
+    spreads: list[float] = []
     for k in val:
         perf = perfs[k]
         piece = pieces[perf.piece]
@@ -67,8 +70,11 @@ def calibrate(
         played = played_of(piece, perf)
         ks = rng.permutation(len(a.phrases))[:PHRASES_PER_PERFORMANCE]
         for ph in ks:
-            if np.isnan(a.assess_phrase(int(ph), played).score):
+            phrase = a.assess_phrase(int(ph), played)
+            if np.isnan(phrase.score):
                 continue
+            if not np.isnan(phrase.chord_spread_ms):
+                spreads.append(phrase.chord_spread_ms)
             mine, centre = a.last_stats
             for key, v in mine.items():
                 c = centre[key]
@@ -79,6 +85,8 @@ def calibrate(
         key: [round(float(np.percentile(v, 10)), 4), round(float(np.percentile(v, 90)), 4)] for key, v in res.items()
     }
     cal["phrases"] = len(res.get("level", []))
+    if spreads:  # not a residual: how far apart pianists strike a chord's notes does not follow the model
+        cal["chord_spread_ms"] = [round(float(x), 2) for x in np.percentile(spreads, 100 * SPREAD_LEVELS)]
     write_recipe_entry(weights, "calibration", cal)
     return cal
 

@@ -108,5 +108,6 @@ def to_event(a: PhraseAssessment, t: float) -> Expression | None:
         _num(a.level), _band(a.level_expected), _num(a.range), _band(a.range_expected),
         _num(a.swell), _band(a.swell_expected), _num(a.tempo_qpm), _band(a.tempo_expected),
         _num(a.tempo_change), _band(a.tempo_change_expected), _num(a.articulation),
-        _band(a.articulation_expected), _num(a.realism), a.text,
+        _band(a.articulation_expected), _num(a.realism), a.text, _num(a.chord_spread_ms),
+        _band(a.chord_spread_expected),
     )  # fmt: skip

@@ -114,7 +114,9 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
             for x in (played, *band)
         ]
         numbers = [math.nan if x is None else float(x) for x in [*figures, ev.realism]]
-        return [(f"{p}/expression", [t, ev.first_measure, ev.last_measure, ev.played, *numbers, ev.text])]
+        # added after the text, so that the arguments before it keep their places
+        spread = [math.nan if x is None else float(x) for x in (ev.chord_spread_ms, *ev.chord_spread_expected)]
+        return [(f"{p}/expression", [t, ev.first_measure, ev.last_measure, ev.played, *numbers, ev.text, *spread])]
     if isinstance(ev, Annotation):
         return [(f"{p}/annotation", [t, ev.author, ev.text, ev.measure, ev.note_id])]
     return []
