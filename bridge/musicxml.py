@@ -22,9 +22,11 @@ import warnings
 import zipfile
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -167,16 +169,21 @@ def load_score(path: str | os.PathLike, use_cache: bool = True) -> Score:
         raise UserError(f"{path}: {e}") from None
     if use_cache:
         entry = {"format": CACHE_FORMAT, "source_sha256": digest, **score_to_data(score)}
-        try:
-            cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # a fresh name (O_EXCL) so a planted file or link at a predictable name is never written through
-            fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(entry, f, allow_nan=False, separators=(",", ":"))
-            os.replace(tmp, cached)
-        except OSError:
-            pass  # a read-only cache only costs speed
+        write_cache_entry(cached, lambda f: f.write(json.dumps(entry, allow_nan=False, separators=(",", ":")).encode()))
     return score
+
+
+def write_cache_entry(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a cache entry with ``write`` (given the open file) whole, then move it into place."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # a fresh name (O_EXCL) so a planted file or link at a predictable name is never written through
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs speed
 
 
 def _cached_score(path: Path, digest: str) -> Score | None:

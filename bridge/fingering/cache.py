@@ -10,8 +10,6 @@ again, and a cache that cannot be written only costs speed.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from bridge.fingering import Fingering
 from bridge.fingering.decode import HandPlan
+from bridge.musicxml import write_cache_entry
 
 FORMAT = 1
 _SOURCES = ("__init__.py", "decode.py", "features.py", "hands.py", "network.py")
@@ -60,12 +59,4 @@ def write_plan(path: Path, key: str, fingering: Fingering) -> None:
     for hand, hp in fingering.plans.items():
         arrays.update({f"unary{hand}": hp.unary, f"trans{hand}": hp.trans, f"fingers{hand}": hp.fingers})
         arrays[f"order{hand}"] = fingering.order[hand]
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # a fresh name (O_EXCL) so a planted file or link at a predictable name is never written through
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_cache_entry(path, lambda f: np.savez(f, **arrays))
