@@ -113,10 +113,15 @@ def to_messages(ev: OutputEvent, prefix: str = DEFAULT_PREFIX) -> list[Message]:
             )
             for x in (played, *band)
         ]
-        numbers = [math.nan if x is None else float(x) for x in [*figures, ev.realism]]
+        numbers = _floats([*figures, ev.realism])
         # added after the text, so that the arguments before it keep their places
-        spread = [math.nan if x is None else float(x) for x in (ev.chord_spread_ms, *ev.chord_spread_expected)]
+        spread = _floats([ev.chord_spread_ms, *ev.chord_spread_expected])
         return [(f"{p}/expression", [t, ev.first_measure, ev.last_measure, ev.played, *numbers, ev.text, *spread])]
     if isinstance(ev, Annotation):
         return [(f"{p}/annotation", [t, ev.author, ev.text, ev.measure, ev.note_id])]
     return []
+
+
+def _floats(values: list[float | None]) -> list[float]:
+    """OSC has no null: a figure that could not be measured goes as NaN."""
+    return [math.nan if x is None else float(x) for x in values]
