@@ -6,6 +6,7 @@ Pure data and functions; reading files lives in :mod:`bridge.musicxml`.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -14,6 +15,10 @@ from bridge.errors import UserError
 # notes, and measures, in play order: 30 times the largest development score (6,261 notes
 # unfolded), and a cap on what a small file with large repeat counts can make us build
 MAX_UNFOLDED = 200_000
+# onsets closer than this (quarters), with the notes around them this many times further apart
+# than their steps, are one chord that the file wrote split (`struck_together`)
+SPLIT_CHORD_Q = 1 / 16
+SPLIT_CHORD_GAPS = 5.0
 
 
 # dynamics that stress the notes they are written on and leave the level in force as it was
@@ -185,17 +190,23 @@ def _repeated_endings(info: list[MeasureRepeatInfo]) -> list[bool]:
     return out
 
 
-def group_events(notes: list[ScoreNote], tol_q: float = 1e-4, keep: Sequence[int] | None = None) -> list[ScoreEvent]:
+def group_events(
+    notes: list[ScoreNote], tol_q: float = 1e-4, keep: Sequence[int] | None = None, struck: bool = False
+) -> list[ScoreEvent]:
     """Group notes with the same onset into events; each grace note is an event of its own.
-    ``keep``: the indices of the notes to group (in order), all by default."""
+    ``keep``: the indices of the notes to group (in order), all by default. ``struck``: one
+    event for the onsets a player strikes as one chord (`struck_together`), as followed."""
     order = list(range(len(notes))) if keep is None else list(keep)
+    groups: list[list[int]] = []
+    for k in order:
+        if groups and abs(notes[k].onset_q - notes[groups[-1][0]].onset_q) < tol_q:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    if struck:
+        groups = struck_together(groups, [notes[g[0]].onset_q for g in groups])
     events: list[ScoreEvent] = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and abs(notes[order[j]].onset_q - notes[order[i]].onset_q) < tol_q:
-            j += 1
-        group = order[i:j]
+    for group in groups:
         # grace notes are struck one after another before the main chord
         parts = [(k,) for k in group if notes[k].grace]
         chord = tuple(k for k in group if not notes[k].grace)
@@ -215,8 +226,36 @@ def group_events(notes: list[ScoreNote], tol_q: float = 1e-4, keep: Sequence[int
                     arpeggiated=any("arpeggio" in o for k in idx for o in notes[k].ornaments),
                 )
             )
-        i = j
     return events
+
+
+def struck_together(groups: list[list[int]], onsets: Sequence[float]) -> list[list[int]]:
+    """``groups`` (of notes, at ascending ``onsets``) with those a player strikes as one chord
+    joined: a run of onsets spanning less than `SPLIT_CHORD_Q` whose every step is
+    `SPLIT_CHORD_GAPS` times shorter than the gaps before and after it. A file can write one
+    chord's notes a few divisions apart: tuplets with rounded <duration> and <backup> values
+    drift apart from voice to voice (Liszt's Mazeppa: each chord's hands 1/48 of a quarter
+    apart), and followed as two events the chord's notes read as out of order. A fast run is
+    left alone: its steps are as long as the gaps around each of its notes."""
+    out: list[list[int]] = []
+    n, i = len(groups), 0
+    while i < n:
+        j = i + 1
+        while j < n and onsets[j] - onsets[i] < SPLIT_CHORD_Q:
+            j += 1
+        # the longest run from here that stands apart from the onsets around it
+        for end in range(j, i + 1, -1):
+            step = max(b - a for a, b in itertools.pairwise(onsets[i:end]))
+            before = onsets[i] - onsets[i - 1] if i else math.inf
+            after = onsets[end] - onsets[end - 1] if end < n else math.inf
+            if min(before, after) >= SPLIT_CHORD_GAPS * step:
+                out.append([k for g in groups[i:end] for k in g])
+                i = end
+                break
+        else:
+            out.append(groups[i])
+            i += 1
+    return out
 
 
 HANDS = ("right", "left")
@@ -229,7 +268,13 @@ def hand_part(score: Score, hand: str) -> Score:
     keep = [k for k, n in enumerate(score.notes) if n.hand == hand]
     if not keep:
         raise UserError(f"the score has no {hand}-hand notes")
-    return Score(score.title, score.notes, group_events(score.notes, keep=keep))
+    return Score(score.title, score.notes, group_events(score.notes, keep=keep, struck=True))
+
+
+def as_struck(score: Score) -> Score:
+    """The score as followed: the same notes, grouped into the chords a player strikes
+    (`struck_together`)."""
+    return Score(score.title, score.notes, group_events(score.notes, struck=True))
 
 
 # ---------------------------------------------------------------- plain data (the score cache)

@@ -11,12 +11,33 @@ from helpers import rolled_chord_xml
 from bridge.errors import UserError
 from bridge.musicxml import load_score, parse_score
 from bridge.score import MeasureRepeatInfo as M
-from bridge.score import unfold_measures
+from bridge.score import struck_together, unfold_measures
 
 
 def write(sc: m21.stream.Score, path) -> bytes:
     sc.write("musicxml", fp=str(path))
     return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("onsets", "joined"),
+    [
+        # each hand's notes a few divisions apart (rounded tuplets): one chord per beat
+        ([0.0, 0.0208, 0.2222, 0.2431, 0.4444, 0.4653], [[0, 1], [2, 3], [4, 5]]),
+        # four voices drifting apart a step at a time
+        ([1.0, 1.0208, 1.0417, 1.5], [[0, 1, 2], [3]]),
+        # a run of 128th sextuplets, and one of 128ths: each note its own event
+        ([0.0, 0.0208, 0.0417, 0.0625, 0.0833], [[0], [1], [2], [3], [4]]),
+        ([0.0, 0.03125, 0.0625, 0.09375], [[0], [1], [2], [3]]),
+        # a 64th before the beat is struck before it
+        ([0.0, 0.9375, 1.0, 2.0], [[0], [1], [2], [3]]),
+        # a run of 64th sextuplets that ends on a split chord
+        ([0.0, 0.0417, 0.0833, 0.0903, 0.5], [[0], [1], [2, 3], [4]]),
+    ],
+)
+def test_a_chord_the_file_wrote_split_is_struck_as_one_and_a_fast_run_is_not(onsets, joined):
+    groups = struck_together([[k] for k in range(len(onsets))], onsets)
+    assert groups == joined
 
 
 def test_unfold_plain_repeat():

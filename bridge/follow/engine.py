@@ -47,7 +47,7 @@ from bridge.follow.hands import describe as hands_text
 from bridge.follow.matcher import Judgement, Matcher, MatcherParams
 from bridge.follow.transpose import TranspositionWatch, describe
 from bridge.keyboard import Calibration
-from bridge.score import HANDS, PLAYING, Score, hand_part
+from bridge.score import HANDS, PLAYING, Score, as_struck, hand_part
 
 PEDALS = {64: "sustain", 66: "sostenuto", 67: "soft"}
 ALL_NOTES_OFF = (120, 123)
@@ -89,7 +89,8 @@ class Engine:
         heard to play one hand alone (``status hands``) and back."""
         if hands not in PLAYING:
             raise ValueError(f"hands must be auto, both, right or left, not {hands!r}")
-        self.score = score
+        # its chords as a player strikes them: a chord the file wrote split is one event
+        self.score = score = as_struck(score)
         self.hands_mode = hands
         # the score as followed: the whole of it, or one hand's part (same notes, its events)
         self.part = hand_part(score, hands) if hands in HANDS else score
