@@ -33,6 +33,8 @@ from lxml import etree
 from bridge.errors import UserError
 from bridge.score import (
     ACCENT_DYNAMICS,
+    TREMOLO_PAIR,
+    TRILL_LINE,
     MeasureRepeatInfo,
     Score,
     ScoreNote,
@@ -42,7 +44,7 @@ from bridge.score import (
 )
 from bridge.userfiles import read_bytes
 
-CACHE_FORMAT = 12  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
+CACHE_FORMAT = 13  # bump whenever Score, ScoreNote or ScoreEvent change, or what a file parses to
 STEP_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 NOTE_TYPES = {"1024th", "512th", "256th", "128th", "64th", "32nd", "16th", "eighth", "quarter", "half", "whole",
               "breve", "long", "maxima"}  # fmt: skip
@@ -607,7 +609,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     dur = 0.0 if grace else float(el.duration.quarterLength)
                     raw[mi].append(
                         (off, n.pitch.midi, dur, tie, xml_id, fing, grace, ornaments, part_id, on_staff, k, seq)
-                        + (voice, arts, si, pi, {"slur": False, "slur_end": False, "wedge": None})
+                        + (voice, arts, si, pi, {"slur": False, "slur_end": False, "wedge": None, "figure": None})
                     )
     _mark_spanners(m21, measure_at, owners, raw)
 
@@ -663,7 +665,7 @@ def parse_score(data: bytes, title: str = "score") -> Score:
                     dynamic=accent[3] if accent is not None and accent[:3] == (mi, pass_no, off) else marks["dynamic"],
                     fingering=fing,
                     grace=grace,
-                    ornaments=orn,
+                    ornaments=orn + (span["figure"],) if span["figure"] else orn,
                     voice=voice,
                     articulations=arts,
                     slur=span["slur"],
@@ -722,8 +724,10 @@ def staff_hands(staves: set[int]) -> dict[int, str]:
 
 
 def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tuple]]) -> None:
-    """Mark the notes under each slur (same staff) and its last notes, and the notes under each
-    hairpin (same part) in ``raw``."""
+    """Mark the notes under each slur (same staff) and its last notes, the notes under each
+    hairpin (same part), the notes a trill's wavy line runs on over (same staff, the trilled
+    pitch: the trill goes on through them) and the two chords of each two-note tremolo in
+    ``raw``."""
     import music21
 
     def where(el) -> tuple[int, int, float] | None:
@@ -736,18 +740,31 @@ def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tupl
 
     for sp in m21.spannerBundle:
         is_slur = isinstance(sp, music21.spanner.Slur)
-        if not (is_slur or isinstance(sp, music21.dynamics.DynamicWedge)):
+        figure = {music21.expressions.TrillExtension: TRILL_LINE, music21.expressions.TremoloSpanner: TREMOLO_PAIR}
+        figure = figure.get(type(sp))
+        if not (is_slur or figure or isinstance(sp, music21.dynamics.DynamicWedge)):
             continue
         first, last = where(sp.getFirst()), where(sp.getLast())
         if first is None or last is None or (last[1], last[2]) < (first[1], first[2]):
             continue
         wedge = type(sp).__name__.lower()
+        # the pitches written at each end
+        ends = {
+            pos: {p.midi for p in getattr(el, "pitches", ())}
+            for pos, el in ((first, sp.getFirst()), (last, sp.getLast()))
+        }
         for mi in range(first[1], last[1] + 1):
             for note in raw.get(mi, ()):
                 off, si, pi, span = note[0], note[14], note[15], note[16]
                 if (mi, off) < first[1:] or (mi, off) > last[1:]:
                     continue
-                if is_slur and si == first[0]:
+                if figure == TRILL_LINE:
+                    if si == first[0] and (mi, off) > first[1:] and note[1] in ends[first]:
+                        span["figure"] = figure
+                elif figure:
+                    if note[1] in ends.get((si, mi, off), ()):
+                        span["figure"] = figure
+                elif is_slur and si == first[0]:
                     span["slur"] = True
                     span["slur_end"] |= (mi, off) == last[1:]
                 elif not is_slur and pi == owners[first[0]][0] and wedge in ("crescendo", "diminuendo"):

@@ -63,9 +63,41 @@ class ScoreNote:
 FIGURE_ORNAMENTS = ("trill", "mordent", "turn", "tremolo", "shake", "schleifer")
 
 
+# a note a trill's wavy line runs on over (music21's name for the line): the trill goes on
+# through it, however many notes the player's trill has
+TRILL_LINE = "trillextension"
+# a chord of a two-note tremolo (music21's name): it alternates with the other chord
+TREMOLO_PAIR = "tremolospanner"
+
+
 def plays_figure(note: ScoreNote) -> bool:
     """True when the written note is played as a trill, mordent, turn or tremolo."""
     return any(f in o for o in note.ornaments for f in FIGURE_ORNAMENTS)
+
+
+def figure_spans(notes: Sequence[ScoreNote]) -> dict[int, tuple[float, float, tuple[int, ...]]]:
+    """Per note played as a figure, the quarters the figure sounds over and the written
+    pitches it sounds around: an ornament written on the note at least half a quarter (a
+    trill on a sixteenth goes on past it); a note a trill's line runs on over, its own length
+    (the line ends with it); the two chords of a two-note tremolo (a chord and the one that
+    starts where it ends, on one staff), both chords' pitches over both their lengths."""
+    out: dict[int, tuple[float, float, tuple[int, ...]]] = {}
+    chords: dict[tuple, list[int]] = {}
+    for k, n in enumerate(notes):
+        if TREMOLO_PAIR in n.ornaments:
+            chords.setdefault((n.part, n.staff, round(n.onset_q, 4)), []).append(k)
+        elif plays_figure(n):
+            marked = any(f in o for o in n.ornaments if o != TRILL_LINE for f in FIGURE_ORNAMENTS)
+            out[k] = (n.onset_q, n.onset_q + (max(n.duration_q, 0.5) if marked else n.duration_q), (n.pitch,))
+    for (part, staff, q), first in sorted(chords.items(), key=lambda c: c[0][2]):
+        if first[0] in out:
+            continue  # the second chord of a pair
+        end = q + notes[first[0]].duration_q
+        both = first + chords.get((part, staff, round(end, 4)), [])
+        stop = max(notes[k].onset_q + notes[k].duration_q for k in both)
+        pitches = tuple(sorted({notes[k].pitch for k in both}))
+        out.update((k, (q, stop, pitches)) for k in both)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -650,6 +650,106 @@ def test_a_long_trill_played_an_octave_below_the_page_is_heard_as_the_trill(tril
     assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in below)
 
 
+@pytest.fixture(scope="module")
+def trill_over_two(tmp_path_factory):
+    """Two free bars; a trilled C held for two beats, struck again for two more under the
+    same wavy line, over a left-hand figure in eighths; a bar of both hands; two free bars
+    (Liszt's Gondoliera, bars 39-40)."""
+    right, left = m21.stream.Part([m21.meter.TimeSignature("4/4")]), m21.stream.Part()
+    for bar in FREE[:2]:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    first, again = m21.note.Note(72, quarterLength=2.0), m21.note.Note(72, quarterLength=2.0)
+    first.expressions.append(m21.expressions.Trill())
+    right.append([first, again])
+    right.insert(0, m21.expressions.TrillExtension(first, again))
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in [48, 55, 64, 55, 53, 57, 65, 57]])
+    right.append([m21.note.Note(p) for p in [74, 72, 71, 72]])
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in [55, 59, 62, 59, 48, 55, 64, 55]])
+    for bar in FREE[2:]:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    path = tmp_path_factory.mktemp("trill_over_two") / "trill_over_two.musicxml"
+    m21.stream.Score([right, left]).write("musicxml", fp=str(path))
+    return load_score(path, use_cache=False)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_trill_goes_on_over_a_note_its_wavy_line_runs_over(trill_over_two, seed):
+    """The pianist trills C-D in 80 ms steps from the first C to the next bar, striking the
+    second C on its beat among the trill's notes. Before, the trill's notes under the second
+    C held the follower on the first one, where they are the ornament's: the left hand's
+    figure under the second C was judged wrong or extra, and a search took the player on
+    into the next bar (6-9 notes wrong, every seed). Now the trill runs on over the note its
+    line covers, and every written note is placed and judged right."""
+    score = trill_over_two
+    base = simulate.render(score, seed=seed, bpm=72.0, rubato=0.02, jitter_s=0.01)
+    held = [p for p in base if score.notes[p.note].pitch == 72 and 8 <= score.notes[p.note].onset_q < 12]
+    end = next(p.t for p in base if score.notes[p.note].onset_q >= 12) - 0.15
+    trill = [
+        simulate.PlayedNote(held[0].t + 0.08 * k, 72 + 2 * (k % 2), 60, 0.07, None, "extra")
+        for k in range(1, 2 * int((end - held[0].t) / 0.16) + 1)  # ends on the C
+        if abs(held[0].t + 0.08 * k - held[1].t) > 0.04
+    ]
+    played = sorted(base + trill, key=lambda p: p.t)
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
+    written = [(p, v) for p, v in zip(played, verdicts(out), strict=True) if p.note is not None]
+    assert all(position_ok(score, [p for p, _ in written], [v for _, v in written]))
+    assert all(v.verdict == "correct" for _, v in written)
+
+
+@pytest.fixture(scope="module")
+def tremolo(tmp_path_factory):
+    """Two free bars; a two-note tremolo between a G-B dyad and a D above, a half note each,
+    over a left-hand figure in eighths; a bar of both hands; two free bars (Ravel's Une
+    barque, bars 38-42, and Liszt's sixth Rhapsody write theirs so)."""
+    right, left = m21.stream.Part([m21.meter.TimeSignature("4/4")]), m21.stream.Part()
+    for bar in FREE[:2]:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    low, high = m21.chord.Chord([79, 83], quarterLength=2.0), m21.note.Note(86, quarterLength=2.0)
+    right.append([low, high])
+    right.insert(0, m21.expressions.TremoloSpanner(low, high))
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in [43, 50, 55, 59, 47, 50, 55, 62]])
+    right.append([m21.note.Note(p) for p in [84, 83, 81, 79]])
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in [48, 52, 55, 60, 50, 54, 57, 62]])
+    for bar in FREE[2:]:
+        right.append([m21.note.Note(p) for p in bar])
+        left.append(m21.note.Rest(quarterLength=4.0))
+    path = tmp_path_factory.mktemp("tremolo") / "tremolo.musicxml"
+    m21.stream.Score([right, left]).write("musicxml", fp=str(path))
+    return load_score(path, use_cache=False)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_two_note_tremolo_alternates_its_chords_over_both_their_lengths(tremolo, seed):
+    """The pianist alternates the dyad and the D every 90 ms for the whole bar, striking each
+    on its beat among them. Before, the dyad struck again during the D's half took the
+    follower back to the dyad's beat and the D's strikes during the dyad's half on to the D:
+    searches back and forth, the left hand's figure judged extra or wrong (7 notes, every
+    seed). Now both chords sound over the tremolo's whole length, and every written note is
+    placed and judged right."""
+    score = tremolo
+    base = simulate.render(score, seed=seed, bpm=72.0, rubato=0.02, jitter_s=0.01)
+    struck = [p for p in base if 8 <= score.notes[p.note].onset_q < 12 and score.notes[p.note].pitch >= 79]
+    start = min(p.t for p in struck)
+    end = next(p.t for p in base if score.notes[p.note].onset_q >= 12) - 0.1
+    strokes = [start + 0.09 * k for k in range(1, int((end - start) / 0.09) + 1)]
+    alternation = [
+        simulate.PlayedNote(t + 0.005 * j, pitch, 60, 0.06, None, "extra")
+        for k, t in enumerate(strokes)
+        if all(abs(t - p.t) > 0.04 for p in struck)
+        for j, pitch in enumerate((86,) if k % 2 == 0 else (79, 83))
+    ]
+    played = sorted(base + alternation, key=lambda p: p.t)
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
+    written = [(p, v) for p, v in zip(played, verdicts(out), strict=True) if p.note is not None]
+    assert all(position_ok(score, [p for p, _ in written], [v for _, v in written]))
+    assert all(v.verdict == "correct" for _, v in written)
+
+
 def split_chords_xml(bars: list[tuple[list[tuple[int, int]], list[int]]], lag: int) -> str:
     """A two-staff part of eighth notes, divisions 480, in which every left-hand note is
     written ``lag`` divisions after the right-hand dyad above it (a ``<forward>`` at each

@@ -11,7 +11,7 @@ from helpers import rolled_chord_xml
 from bridge.errors import UserError
 from bridge.musicxml import load_score, parse_score
 from bridge.score import MeasureRepeatInfo as M
-from bridge.score import struck_together, unfold_measures
+from bridge.score import figure_spans, plays_figure, struck_together, unfold_measures
 
 
 def write(sc: m21.stream.Score, path) -> bytes:
@@ -283,6 +283,67 @@ def test_slurred_pairs_mark_their_notes_and_where_each_slur_ends(tmp_path):
     assert [n.slur for n in top] == [True, True, False] * 3
     assert [n.slur_end for n in top] == [False, True, False] * 3
     assert [(n.pitch, n.slur, n.slur_end) for n in s.notes if n.staff == 2] == [(45, False, False)]
+
+
+def test_a_trills_wavy_line_carries_it_over_the_notes_of_its_pitch_under_the_line(tmp_path):
+    """Gondoliera, bars 39-40: a trilled B sharp whose wavy line runs on over the B sharp
+    struck again after it (the trill goes on through both); the bass under the line and a
+    note of another pitch at its end are not trilled."""
+    sc = m21.stream.Score()
+    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
+    m = m21.stream.Measure(number=1)
+    m.append(m21.meter.TimeSignature("4/4"))
+    trilled, again, step = (m21.note.Note(p, quarterLength=q) for p, q in (("B#4", 2.0), ("B#4", 1.0), ("D5", 1.0)))
+    trilled.expressions.append(m21.expressions.Trill())
+    m.append([trilled, again, step])
+    m.insert(0, m21.expressions.TrillExtension(trilled, step))
+    treble.append(m)
+    low = m21.stream.Measure(number=1)
+    low.append(m21.meter.TimeSignature("4/4"))
+    low.append([m21.note.Note("C4", quarterLength=2.0), m21.note.Note("C4", quarterLength=2.0)])
+    bass.append(low)
+    sc.insert(0, treble)
+    sc.insert(0, bass)
+    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    assert [(n.pitch, n.ornaments) for n in s.notes if n.staff == 1] == [
+        (72, ("trill",)),
+        (72, ("trillextension",)),
+        (74, ()),
+    ]
+    assert [n.ornaments for n in s.notes if n.staff == 2] == [(), ()]
+    assert [plays_figure(n) for n in s.notes if n.staff == 1] == [True, True, False]
+    # the held B sharp sounds the trill over its own length, up to the D
+    assert figure_spans(s.notes) == {1: (0.0, 2.0, (72,)), 3: (2.0, 3.0, (72,))}
+
+
+def test_a_two_note_tremolo_sounds_both_chords_over_both_their_lengths(tmp_path):
+    """Une barque, bar 38: a tremolo between a dyad and a note, a dotted half each; the bass
+    under it is not part of it."""
+    sc = m21.stream.Score()
+    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
+    m = m21.stream.Measure(number=1)
+    m.append(m21.meter.TimeSignature("6/4"))
+    low, high = m21.chord.Chord(["B6", "D#7"], quarterLength=3.0), m21.note.Note("E#7", quarterLength=3.0)
+    m.append([low, high])
+    m.insert(0, m21.expressions.TremoloSpanner(low, high))
+    treble.append(m)
+    under = m21.stream.Measure(number=1)
+    under.append(m21.meter.TimeSignature("6/4"))
+    under.append([m21.note.Note("C#3", quarterLength=3.0), m21.note.Note("G#3", quarterLength=3.0)])
+    bass.append(under)
+    sc.insert(0, treble)
+    sc.insert(0, bass)
+    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
+    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    assert [(n.pitch, n.ornaments) for n in s.notes] == [
+        (49, ()),
+        (95, ("tremolospanner",)),
+        (99, ("tremolospanner",)),
+        (56, ()),
+        (101, ("tremolospanner",)),
+    ]
+    assert figure_spans(s.notes) == {k: (0.0, 6.0, (95, 99, 101)) for k in (1, 2, 4)}
 
 
 def test_second_load_comes_from_the_cache(monkeypatch):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.score import Score, plays_figure
+from bridge.score import Score, figure_spans
 
 N_PITCH = 128
 TWIN_LONGEST = 64  # events: a run of identical music this long counts as "as long as it lasts"
@@ -229,21 +229,21 @@ class _Model:
         # pitch -> (first event, end event, written pitch) of the long trills it would sound
         # an octave from the page (an edition's ottava)
         self.octave_trill: dict[int, list[tuple[int, int, int]]] = {}
-        for e in ev:
-            for k in e.notes:
-                nt = score.notes[k]
-                if plays_figure(nt):
-                    span = (self.q >= nt.onset_q) & (self.q < nt.onset_q + max(nt.duration_q, 0.5))
-                    for d in range(-2, 3):
-                        if 0 <= nt.pitch + d < N_PITCH:
-                            self.figure[nt.pitch + d] |= span
-                    if nt.duration_q >= 1.0 and any("trill" in o for o in nt.ornaments):
-                        at = np.flatnonzero(span)  # events are in onset order: one run
-                        entry = (int(at[0]), int(at[-1]) + 1, nt.pitch)
-                        for d in (-12, -11, -10, 12, 13, 14):
-                            # not on a key the score itself strikes meanwhile
-                            if 0 <= nt.pitch + d < N_PITCH and not has[nt.pitch + d, span].any():
-                                self.octave_trill.setdefault(nt.pitch + d, []).append(entry)
+        ours = {k for e in ev for k in e.notes}  # a hand's part has the other hand's notes too
+        for k, (lo, hi, around) in figure_spans(score.notes).items():
+            if k not in ours:
+                continue
+            nt = score.notes[k]
+            span = (self.q >= lo) & (self.q < hi)
+            for pitch in around:
+                self.figure[max(0, pitch - 2) : pitch + 3] |= span
+            if nt.duration_q >= 1.0 and any("trill" in o for o in nt.ornaments):
+                at = np.flatnonzero(span)  # events are in onset order: one run
+                entry = (int(at[0]), int(at[-1]) + 1, nt.pitch)
+                for d in (-12, -11, -10, 12, 13, 14):
+                    # not on a key the score itself strikes meanwhile
+                    if 0 <= nt.pitch + d < N_PITCH and not has[nt.pitch + d, span].any():
+                        self.octave_trill.setdefault(nt.pitch + d, []).append(entry)
         self.spread = np.array([p.chord_spread_s * (3.0 if e.arpeggiated else 1.0) for e in ev])
         self.em_move = np.where(has, 1.0, np.where(near, p.p_near, p.p_other))
         self.n_pitches = has.sum(axis=0).astype(np.float64)
