@@ -650,28 +650,47 @@ def test_a_long_trill_played_an_octave_below_the_page_is_heard_as_the_trill(tril
     assert all(v.match and v.match.note_id == score.notes[p.note].note_id for p, v in below)
 
 
-@pytest.fixture(scope="module")
-def trill_over_two(tmp_path_factory):
-    """Two free bars; a trilled C held for two beats, struck again for two more under the
-    same wavy line, over a left-hand figure in eighths; a bar of both hands; two free bars
-    (Liszt's Gondoliera, bars 39-40)."""
+def ornament_bar(tmp_path_factory, name: str, written: list, spanner, figure: list[int], after: list) -> object:
+    """Two free bars; a bar of ``written`` notes or chords (half notes) joined by ``spanner``
+    over a left-hand ``figure`` in eighths; a bar of both hands (``after``: the right hand's
+    quarters, the left hand's eighths); two free bars."""
     right, left = m21.stream.Part([m21.meter.TimeSignature("4/4")]), m21.stream.Part()
     for bar in FREE[:2]:
         right.append([m21.note.Note(p) for p in bar])
         left.append(m21.note.Rest(quarterLength=4.0))
-    first, again = m21.note.Note(72, quarterLength=2.0), m21.note.Note(72, quarterLength=2.0)
-    first.expressions.append(m21.expressions.Trill())
-    right.append([first, again])
-    right.insert(0, m21.expressions.TrillExtension(first, again))
-    left.append([m21.note.Note(p, quarterLength=0.5) for p in [48, 55, 64, 55, 53, 57, 65, 57]])
-    right.append([m21.note.Note(p) for p in [74, 72, 71, 72]])
-    left.append([m21.note.Note(p, quarterLength=0.5) for p in [55, 59, 62, 59, 48, 55, 64, 55]])
+    right.append(written)
+    right.insert(0, spanner)
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in figure])
+    right.append([m21.note.Note(p) for p in after[0]])
+    left.append([m21.note.Note(p, quarterLength=0.5) for p in after[1]])
     for bar in FREE[2:]:
         right.append([m21.note.Note(p) for p in bar])
         left.append(m21.note.Rest(quarterLength=4.0))
-    path = tmp_path_factory.mktemp("trill_over_two") / "trill_over_two.musicxml"
+    path = tmp_path_factory.mktemp(name) / f"{name}.musicxml"
     m21.stream.Score([right, left]).write("musicxml", fp=str(path))
     return load_score(path, use_cache=False)
+
+
+def assert_written_notes_right(score, played: list) -> None:
+    """No search moves the player, and every note the score has is placed and judged right."""
+    out = run(score, played)
+    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
+    written = [(p, v) for p, v in zip(played, verdicts(out), strict=True) if p.note is not None]
+    assert all(position_ok(score, [p for p, _ in written], [v for _, v in written]))
+    assert all(v.verdict == "correct" for _, v in written)
+
+
+@pytest.fixture(scope="module")
+def trill_over_two(tmp_path_factory):
+    """A trilled C held for two beats and struck again for two more under the same wavy line
+    (Liszt's Gondoliera, bars 39-40)."""
+    first, again = m21.note.Note(72, quarterLength=2.0), m21.note.Note(72, quarterLength=2.0)
+    first.expressions.append(m21.expressions.Trill())
+    after = ([74, 72, 71, 72], [55, 59, 62, 59, 48, 55, 64, 55])
+    line = m21.expressions.TrillExtension(first, again)
+    return ornament_bar(
+        tmp_path_factory, "trill_over_two", [first, again], line, [48, 55, 64, 55, 53, 57, 65, 57], after
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -691,35 +710,17 @@ def test_a_trill_goes_on_over_a_note_its_wavy_line_runs_over(trill_over_two, see
         for k in range(1, 2 * int((end - held[0].t) / 0.16) + 1)  # ends on the C
         if abs(held[0].t + 0.08 * k - held[1].t) > 0.04
     ]
-    played = sorted(base + trill, key=lambda p: p.t)
-    out = run(score, played)
-    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
-    written = [(p, v) for p, v in zip(played, verdicts(out), strict=True) if p.note is not None]
-    assert all(position_ok(score, [p for p, _ in written], [v for _, v in written]))
-    assert all(v.verdict == "correct" for _, v in written)
+    assert_written_notes_right(score, sorted(base + trill, key=lambda p: p.t))
 
 
 @pytest.fixture(scope="module")
 def tremolo(tmp_path_factory):
-    """Two free bars; a two-note tremolo between a G-B dyad and a D above, a half note each,
-    over a left-hand figure in eighths; a bar of both hands; two free bars (Ravel's Une
+    """A two-note tremolo between a G-B dyad and a D above, a half note each (Ravel's Une
     barque, bars 38-42, and Liszt's sixth Rhapsody write theirs so)."""
-    right, left = m21.stream.Part([m21.meter.TimeSignature("4/4")]), m21.stream.Part()
-    for bar in FREE[:2]:
-        right.append([m21.note.Note(p) for p in bar])
-        left.append(m21.note.Rest(quarterLength=4.0))
     low, high = m21.chord.Chord([79, 83], quarterLength=2.0), m21.note.Note(86, quarterLength=2.0)
-    right.append([low, high])
-    right.insert(0, m21.expressions.TremoloSpanner(low, high))
-    left.append([m21.note.Note(p, quarterLength=0.5) for p in [43, 50, 55, 59, 47, 50, 55, 62]])
-    right.append([m21.note.Note(p) for p in [84, 83, 81, 79]])
-    left.append([m21.note.Note(p, quarterLength=0.5) for p in [48, 52, 55, 60, 50, 54, 57, 62]])
-    for bar in FREE[2:]:
-        right.append([m21.note.Note(p) for p in bar])
-        left.append(m21.note.Rest(quarterLength=4.0))
-    path = tmp_path_factory.mktemp("tremolo") / "tremolo.musicxml"
-    m21.stream.Score([right, left]).write("musicxml", fp=str(path))
-    return load_score(path, use_cache=False)
+    after = ([84, 83, 81, 79], [48, 52, 55, 60, 50, 54, 57, 62])
+    pair = m21.expressions.TremoloSpanner(low, high)
+    return ornament_bar(tmp_path_factory, "tremolo", [low, high], pair, [43, 50, 55, 59, 47, 50, 55, 62], after)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -742,12 +743,7 @@ def test_a_two_note_tremolo_alternates_its_chords_over_both_their_lengths(tremol
         if all(abs(t - p.t) > 0.04 for p in struck)
         for j, pitch in enumerate((86,) if k % 2 == 0 else (79, 83))
     ]
-    played = sorted(base + alternation, key=lambda p: p.t)
-    out = run(score, played)
-    assert not [o for o in out if isinstance(o, Jump)], "no search took the player elsewhere"
-    written = [(p, v) for p, v in zip(played, verdicts(out), strict=True) if p.note is not None]
-    assert all(position_ok(score, [p for p, _ in written], [v for _, v in written]))
-    assert all(v.verdict == "correct" for _, v in written)
+    assert_written_notes_right(score, sorted(base + alternation, key=lambda p: p.t))
 
 
 def split_chords_xml(bars: list[tuple[list[tuple[int, int]], list[int]]], lag: int) -> str:

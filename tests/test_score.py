@@ -259,26 +259,29 @@ def test_a_written_cresc_or_dim_runs_to_the_next_dynamic_or_four_bars(tmp_path):
     assert wedge == [None, None] + ["crescendo"] * 6 + [None] * 4 + ["diminuendo"] * 16 + [None] * 8
 
 
+def grand_staff(tmp_path, ts: str, top: list, bottom: list, spanners: list):
+    """One bar on a treble and a bass staff (one part), ``spanners`` over the treble's notes,
+    written out and parsed."""
+    sc = m21.stream.Score()
+    staves = [m21.stream.PartStaff(), m21.stream.PartStaff()]
+    for staff, notes in zip(staves, (top, bottom), strict=True):
+        m = m21.stream.Measure(number=1)
+        m.append(m21.meter.TimeSignature(ts))
+        m.append(notes)
+        staff.append(m)
+        sc.insert(0, staff)
+    for sp in spanners:
+        staves[0].getElementsByClass("Measure").first().insert(0, sp)
+    sc.insert(0, m21.layout.StaffGroup(staves, symbol="brace"))
+    return parse_score(write(sc, tmp_path / "t.musicxml"))
+
+
 def test_slurred_pairs_mark_their_notes_and_where_each_slur_ends(tmp_path):
     """K. 331's sighs: two notes under a slur and a third detached, three times over; a slur
     in the treble leaves the bass under it unslurred."""
-    sc = m21.stream.Score()
-    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
-    m = m21.stream.Measure(number=1)
-    m.append(m21.meter.TimeSignature("9/8"))
     notes = [m21.note.Note(p, quarterLength=0.5) for p in ("E5", "C#5", "A4") * 3]
-    m.append(notes)
-    for i in (0, 3, 6):
-        m.insert(0, m21.spanner.Slur(notes[i], notes[i + 1]))
-    treble.append(m)
-    low = m21.stream.Measure(number=1)
-    low.append(m21.meter.TimeSignature("9/8"))
-    low.append(m21.note.Note("A2", quarterLength=4.5))
-    bass.append(low)
-    sc.insert(0, treble)
-    sc.insert(0, bass)
-    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
-    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    slurs = [m21.spanner.Slur(notes[i], notes[i + 1]) for i in (0, 3, 6)]
+    s = grand_staff(tmp_path, "9/8", notes, [m21.note.Note("A2", quarterLength=4.5)], slurs)
     top = [n for n in s.notes if n.staff == 1]
     assert [n.slur for n in top] == [True, True, False] * 3
     assert [n.slur_end for n in top] == [False, True, False] * 3
@@ -289,23 +292,10 @@ def test_a_trills_wavy_line_carries_it_over_the_notes_of_its_pitch_under_the_lin
     """Gondoliera, bars 39-40: a trilled B sharp whose wavy line runs on over the B sharp
     struck again after it (the trill goes on through both); the bass under the line and a
     note of another pitch at its end are not trilled."""
-    sc = m21.stream.Score()
-    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
-    m = m21.stream.Measure(number=1)
-    m.append(m21.meter.TimeSignature("4/4"))
     trilled, again, step = (m21.note.Note(p, quarterLength=q) for p, q in (("B#4", 2.0), ("B#4", 1.0), ("D5", 1.0)))
     trilled.expressions.append(m21.expressions.Trill())
-    m.append([trilled, again, step])
-    m.insert(0, m21.expressions.TrillExtension(trilled, step))
-    treble.append(m)
-    low = m21.stream.Measure(number=1)
-    low.append(m21.meter.TimeSignature("4/4"))
-    low.append([m21.note.Note("C4", quarterLength=2.0), m21.note.Note("C4", quarterLength=2.0)])
-    bass.append(low)
-    sc.insert(0, treble)
-    sc.insert(0, bass)
-    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
-    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    bass = [m21.note.Note("C4", quarterLength=2.0), m21.note.Note("C4", quarterLength=2.0)]
+    s = grand_staff(tmp_path, "4/4", [trilled, again, step], bass, [m21.expressions.TrillExtension(trilled, step)])
     assert [(n.pitch, n.ornaments) for n in s.notes if n.staff == 1] == [
         (72, ("trill",)),
         (72, ("trillextension",)),
@@ -320,22 +310,9 @@ def test_a_trills_wavy_line_carries_it_over_the_notes_of_its_pitch_under_the_lin
 def test_a_two_note_tremolo_sounds_both_chords_over_both_their_lengths(tmp_path):
     """Une barque, bar 38: a tremolo between a dyad and a note, a dotted half each; the bass
     under it is not part of it."""
-    sc = m21.stream.Score()
-    treble, bass = m21.stream.PartStaff(), m21.stream.PartStaff()
-    m = m21.stream.Measure(number=1)
-    m.append(m21.meter.TimeSignature("6/4"))
     low, high = m21.chord.Chord(["B6", "D#7"], quarterLength=3.0), m21.note.Note("E#7", quarterLength=3.0)
-    m.append([low, high])
-    m.insert(0, m21.expressions.TremoloSpanner(low, high))
-    treble.append(m)
-    under = m21.stream.Measure(number=1)
-    under.append(m21.meter.TimeSignature("6/4"))
-    under.append([m21.note.Note("C#3", quarterLength=3.0), m21.note.Note("G#3", quarterLength=3.0)])
-    bass.append(under)
-    sc.insert(0, treble)
-    sc.insert(0, bass)
-    sc.insert(0, m21.layout.StaffGroup([treble, bass], symbol="brace"))
-    s = parse_score(write(sc, tmp_path / "t.musicxml"))
+    bass = [m21.note.Note("C#3", quarterLength=3.0), m21.note.Note("G#3", quarterLength=3.0)]
+    s = grand_staff(tmp_path, "6/4", [low, high], bass, [m21.expressions.TremoloSpanner(low, high)])
     assert [(n.pitch, n.ornaments) for n in s.notes] == [
         (49, ()),
         (95, ("tremolospanner",)),
