@@ -738,20 +738,21 @@ def _mark_spanners(m21, measure_at: dict, owners: list, raw: dict[int, list[tupl
         except (KeyError, AttributeError, music21.exceptions21.Music21Exception):
             return None  # an anchor outside the measures we read: the spanner is left out
 
+    figures = {music21.expressions.TrillExtension: TRILL_LINE, music21.expressions.TremoloSpanner: TREMOLO_PAIR}
     for sp in m21.spannerBundle:
         is_slur = isinstance(sp, music21.spanner.Slur)
-        figure = {music21.expressions.TrillExtension: TRILL_LINE, music21.expressions.TremoloSpanner: TREMOLO_PAIR}
-        figure = figure.get(type(sp))
+        figure = figures.get(type(sp))
         if not (is_slur or figure or isinstance(sp, music21.dynamics.DynamicWedge)):
             continue
         first, last = where(sp.getFirst()), where(sp.getLast())
         if first is None or last is None or (last[1], last[2]) < (first[1], first[2]):
             continue
         wedge = type(sp).__name__.lower()
-        # the pitches written at each end
+        # the pitches written at each end of a trill line or a tremolo
         ends = {
             pos: {p.midi for p in getattr(el, "pitches", ())}
             for pos, el in ((first, sp.getFirst()), (last, sp.getLast()))
+            if figure
         }
         for mi in range(first[1], last[1] + 1):
             for note in raw.get(mi, ()):
